@@ -1,0 +1,462 @@
+"""The ``idnode`` command line: thin wrappers over the library."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from idnode.bootstrap import HANDLE_ADMIN_PERMISSIONS, init_node
+from idnode.client import (
+    Credentials,
+    HandleClient,
+    PublicKeyCredentials,
+    SecretKeyCredentials,
+)
+from idnode.errors import HandleError
+from idnode.jsonvalues import data_to_json, value_to_json
+from idnode.protocol.types.hs_admin import AdminRecord
+from idnode.protocol.types.hs_pubkey import (
+    PublicKeyData,
+    dump_private_key_pem,
+    load_private_key,
+)
+from idnode.protocol.values import HandleValue
+from idnode.server.config import NodeConfig, parse_identity
+
+T = TypeVar("T")
+
+DEFAULT_CONFIG = Path("var/idnode.toml")
+
+
+def _run(coro: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+    except HandleError as exc:
+        code = type(exc).response_code if not hasattr(exc, "code") else exc.code
+        raise click.ClickException(f"{exc.message} (response code {int(code)})") from exc
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        raise click.ClickException(f"cannot reach the server: {exc}") from exc
+
+
+def _server(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+server_option = click.option(
+    "--server",
+    default="127.0.0.1:2641",
+    show_default=True,
+    help="The node to talk to, HOST:PORT.",
+)
+
+
+@click.group()
+@click.version_option(package_name="idnode")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """idnode: an identifier resolution node speaking the Handle protocol."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# -- init / serve ----------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("directory", type=click.Path(path_type=Path), default=Path("var"))
+@click.option("--prefix", default="88.118.8", show_default=True, help="The prefix to home.")
+@click.option("--listen", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=2641, show_default=True, help="UDP and TCP port.")
+@click.option("--demo/--no-demo", default=False, help="Also create demo identifiers.")
+def init(directory: Path, prefix: str, listen: str, port: int, demo: bool) -> None:
+    """Create a node in DIRECTORY: configuration, keys, database and prefix handle."""
+    try:
+        result = asyncio.run(init_node(directory, prefix, listen=listen, port=port, demo=demo))
+    except FileExistsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"node created: {result.config_path}")
+    click.echo(f"  prefix        {prefix} (handle 0.NA/{prefix})")
+    click.echo(f"  admin secret  {result.secret_identity}  ({directory}/admin-secret)")
+    click.echo(f"  admin key     {result.key_identity}  ({directory}/admin-key.pem)")
+    for handle in result.demo_handles:
+        click.echo(f"  demo          {handle}")
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Node configuration file (made by `idnode init`).",
+)
+@click.option("--listen", default=None, help="Override the configured address.")
+@click.option("--port", type=int, default=None, help="Override the configured port.")
+def serve(config_path: Path, listen: str | None, port: int | None) -> None:
+    """Serve the node over UDP and TCP until interrupted (SIGINT or SIGTERM)."""
+    from dataclasses import replace
+
+    from idnode.server.node import Node
+
+    config = NodeConfig.load(config_path)
+    if listen is not None:
+        config = replace(config, listen=listen)
+    if port is not None:
+        config = replace(config, port=port)
+
+    async def run() -> None:
+        node = await Node.open(config)
+        await node.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        prefixes = ", ".join(await node.store.homed_prefixes())
+        click.echo(
+            f"idnode serving {prefixes} on {config.listen}:{node.port} (UDP, TCP); Ctrl-C stops",
+            err=True,
+        )
+        await stop.wait()
+        await node.close()
+
+    try:
+        import uvloop
+
+        uvloop.run(run())
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        asyncio.run(run())
+
+
+# -- resolve -------------------------------------------------------------------------------
+
+
+def _text(v: HandleValue) -> str:
+    data = data_to_json(v.type, v.data)
+    if data["format"] == "string":
+        return str(data["value"])
+    if data["format"] == "admin":
+        a = data["value"]
+        return f"{a['index']}:{a['handle']} perms={a['permissions']}"
+    if data["format"] == "vlist":
+        return ", ".join(f"{e['index']}:{e['handle']}" for e in data["value"])
+    if data["format"] == "site":
+        s = data["value"]
+        return f"site serial={s['serialNumber']} servers={len(s['servers'])}"
+    return f"({len(v.data)} bytes) {v.data[:24].hex()}{'…' if len(v.data) > 24 else ''}"
+
+
+def _print_values(handle: str, values: tuple[HandleValue, ...], as_json: bool) -> None:
+    if as_json:
+        doc = {"handle": handle, "values": [value_to_json(v) for v in values]}
+        click.echo(json.dumps(doc, ensure_ascii=False, indent=2))
+        return
+    click.echo(handle)
+    for v in values:
+        click.echo(f"  {v.index:>5}  {v.type:<14} {_text(v)}")
+
+
+@main.command()
+@click.argument("handle")
+@server_option
+@click.option("--tcp", is_flag=True, help="Use TCP instead of UDP.")
+@click.option("--type", "types", multiple=True, help="Only values of this type (repeatable).")
+@click.option("--index", "indexes", type=int, multiple=True, help="Only this index (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the REST API's JSON form.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds per attempt.")
+def resolve(
+    handle: str,
+    server: str,
+    tcp: bool,
+    types: tuple[str, ...],
+    indexes: tuple[int, ...],
+    as_json: bool,
+    timeout: float,
+) -> None:
+    """Resolve HANDLE and print its public values."""
+    host, port = _server(server)
+    client = HandleClient(host, port, tcp=tcp, timeout=timeout)
+    values = _run(client.resolve(handle, types=types, indexes=indexes))
+    _print_values(handle, values, as_json)
+
+
+# -- administration ------------------------------------------------------------------------
+
+
+def _credentials(
+    identity: str, secret_file: Path | None, key_file: Path | None, passphrase: str | None
+) -> Credentials:
+    try:
+        who = parse_identity(identity)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as") from exc
+    if (secret_file is None) == (key_file is None):
+        raise click.UsageError("give exactly one of --secret-file and --key-file")
+    if secret_file is not None:
+        secret = secret_file.read_bytes().rstrip(b"\r\n")
+        return SecretKeyCredentials(who.handle, who.index, secret)
+    assert key_file is not None
+    key = load_private_key(key_file.read_bytes(), passphrase.encode() if passphrase else None)
+    return PublicKeyCredentials(who.handle, who.index, key)
+
+
+def admin_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = click.option(
+        "--passphrase", envvar="IDNODE_KEY_PASSPHRASE", help="Passphrase of an encrypted key file."
+    )(f)
+    f = click.option(
+        "--key-file",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help="Private key of the identity (its HS_PUBKEY).",
+    )(f)
+    f = click.option(
+        "--secret-file",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help="File holding the identity's secret (HS_SECKEY).",
+    )(f)
+    f = click.option(
+        "--as",
+        "identity",
+        required=True,
+        metavar="INDEX:HANDLE",
+        help="Identity to authenticate as, e.g. 300:0.NA/88.118.8.",
+    )(f)
+    return server_option(f)
+
+
+def _client(
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> HandleClient:
+    host, port = _server(server)
+    creds = _credentials(identity, secret_file, key_file, passphrase)
+    return HandleClient(host, port, credentials=creds)
+
+
+def _parse_values(specs: tuple[str, ...]) -> list[HandleValue]:
+    """``INDEX:TYPE:DATA`` (UTF-8 text) → values."""
+    out = []
+    for spec in specs:
+        index, _, rest = spec.partition(":")
+        vtype, sep, data = rest.partition(":")
+        if not index.isdigit() or not vtype or not sep:
+            raise click.BadParameter(
+                f"expected INDEX:TYPE:DATA, got {spec!r}", param_hint="--value"
+            )
+        out.append(HandleValue(int(index), vtype, data.encode("utf-8")))
+    return out
+
+
+value_option = click.option(
+    "--value",
+    "values",
+    multiple=True,
+    metavar="INDEX:TYPE:DATA",
+    help="A value with UTF-8 text data, e.g. 1:URL:https://example.com (repeatable).",
+)
+
+
+@main.group()
+def handle() -> None:
+    """Create, change, delete and list handles (authenticated)."""
+
+
+@handle.command("create")
+@click.argument("name")
+@value_option
+@click.option(
+    "--admin",
+    "admin_identity",
+    metavar="INDEX:HANDLE",
+    help="HS_ADMIN at index 100 (default: the --as identity).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the handle if it exists.")
+@click.option("--mint", is_flag=True, help="Let the server mint the suffix under NAME.")
+@admin_options
+def create(
+    name: str,
+    values: tuple[str, ...],
+    admin_identity: str | None,
+    overwrite: bool,
+    mint: bool,
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """Create handle NAME with the given values and an HS_ADMIN."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    record = _parse_values(values)
+    if not any(v.type.upper() == "HS_ADMIN" for v in record):
+        admin = parse_identity(admin_identity or identity)
+        data = AdminRecord(HANDLE_ADMIN_PERMISSIONS, admin.handle, admin.index).to_bytes()
+        record.append(HandleValue(100, "HS_ADMIN", data))
+    created = _run(client.create_handle(name, record, overwrite=overwrite, mint=mint))
+    click.echo(created)
+
+
+@handle.command("add")
+@click.argument("name")
+@value_option
+@click.option("--overwrite", is_flag=True, help="Replace values whose index exists.")
+@admin_options
+def add(
+    name: str,
+    values: tuple[str, ...],
+    overwrite: bool,
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """Add values to handle NAME."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    _run(client.add_values(name, _parse_values(values), overwrite=overwrite))
+    click.echo(f"added {len(values)} value(s) to {name}")
+
+
+@handle.command("modify")
+@click.argument("name")
+@value_option
+@admin_options
+def modify(
+    name: str,
+    values: tuple[str, ...],
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """Replace values of handle NAME, by index."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    _run(client.modify_values(name, _parse_values(values)))
+    click.echo(f"modified {len(values)} value(s) of {name}")
+
+
+@handle.command("remove")
+@click.argument("name")
+@click.argument("indexes", type=int, nargs=-1, required=True)
+@admin_options
+def remove(
+    name: str,
+    indexes: tuple[int, ...],
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """Remove the values at INDEXES from handle NAME."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    _run(client.remove_values(name, indexes))
+    click.echo(f"removed {len(indexes)} value(s) from {name}")
+
+
+@handle.command("delete")
+@click.argument("name")
+@admin_options
+def delete(
+    name: str,
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """Delete handle NAME."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    _run(client.delete_handle(name))
+    click.echo(f"deleted {name}")
+
+
+@handle.command("list")
+@click.argument("prefix")
+@click.option("--derived", is_flag=True, help="List derived prefixes instead of handles.")
+@admin_options
+def list_(
+    prefix: str,
+    derived: bool,
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """List the handles (or derived prefixes) under PREFIX."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    op = client.list_derived_prefixes if derived else client.list_handles
+    for name in _run(op(prefix)):
+        click.echo(name)
+
+
+@handle.command("home")
+@click.argument("prefix")
+@click.option("--unhome", is_flag=True, help="Stop serving PREFIX instead.")
+@admin_options
+def home(
+    prefix: str,
+    unhome: bool,
+    server: str,
+    identity: str,
+    secret_file: Path | None,
+    key_file: Path | None,
+    passphrase: str | None,
+) -> None:
+    """Start (or with --unhome stop) serving PREFIX on the node (server admins only)."""
+    client = _client(server, identity, secret_file, key_file, passphrase)
+    _run(client.unhome_prefix(prefix) if unhome else client.home_prefix(prefix))
+    click.echo(f"{'unhomed' if unhome else 'homed'} {prefix}")
+
+
+# -- keys ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--type", "key_type", type=click.Choice(["rsa", "dsa"]), default="rsa", show_default=True
+)
+@click.option("--bits", default=2048, show_default=True, help="Key size.")
+@click.option(
+    "--passphrase",
+    envvar="IDNODE_KEY_PASSPHRASE",
+    help="Encrypt the key file with this passphrase.",
+)
+def keygen(out: Path, key_type: str, bits: int, passphrase: str | None) -> None:
+    """Write a new private key to OUT (PEM) and print its HS_PUBKEY value data as hex."""
+    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
+    if out.exists():
+        raise click.ClickException(f"{out} exists")
+    key = (
+        rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        if key_type == "rsa"
+        else dsa.generate_private_key(key_size=bits)
+    )
+    pem = dump_private_key_pem(key, passphrase.encode() if passphrase else None)
+    out.touch(mode=0o600)
+    out.write_bytes(pem)
+    click.echo(PublicKeyData.from_public_key(key.public_key()).to_bytes().hex())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

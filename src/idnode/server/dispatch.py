@@ -1,0 +1,495 @@
+"""The dispatcher: request :class:`Message` in, response messages out.
+
+It knows the store, the authorizer and the pending challenges, not sockets: the UDP, TCP
+(and later HTTP) adapters all call :meth:`Dispatcher.dispatch`.
+
+Theory of operation
+-------------------
+1. A request for a handle whose prefix is not homed here gets 301 (spec §4).
+2. Resolution and get-site-info need no identity, unless a resolution without the PO flag
+   would return values lacking PUBLIC_READ (spec §1.11): then, as for every administrative
+   operation, the first answer is a 402 challenge. The challenge is remembered under a fresh
+   session id (:mod:`idnode.server.challenges`).
+3. The client answers with op 200 echoing that session id. The answer is checked against the
+   identity's HS_SECKEY or HS_PUBKEY value held here; then the original request runs with that
+   identity, and its response goes back with the original opcode, the answer's request id
+   and session id 0 (spec §0.6).
+4. Permissions come from HS_ADMIN values and HS_VLIST groups (:mod:`idnode.server.authz`).
+
+Every :class:`~idnode.errors.HandleError` becomes an error response with its code; any other
+exception is a bug: it is logged and answered with RC_ERROR.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from idnode.errors import (
+    AuthenticationFailed,
+    AuthenticationTimeout,
+    HandleError,
+    HandleNotFound,
+    InsufficientPermissions,
+    InvalidAdmin,
+    InvalidHandle,
+    InvalidValue,
+    OperationNotSupported,
+    ProtocolViolation,
+    ServerNotResponsible,
+    ValuesNotFound,
+)
+from idnode.protocol import auth
+from idnode.protocol import types as value_types
+from idnode.protocol.bodies import (
+    Body,
+    ChallengeAnswer,
+    CreateHandleResponse,
+    EmptyBody,
+    HandleListBody,
+    HandleRequest,
+    RemoveValuesRequest,
+    ResolutionRequest,
+    ResolutionResponse,
+    SiteInfoBody,
+    ValuesRequest,
+    VerifyChallengeRequest,
+    VerifyChallengeResponse,
+)
+from idnode.protocol.codes import AdminPermission, OpCode, OpFlag, ResponseCode
+from idnode.protocol.message import Message
+from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData
+from idnode.protocol.values import HandleValue
+from idnode.server.authz import Authorizer, Identity
+from idnode.server.challenges import Challenges
+from idnode.server.negotiation import (
+    challenge,
+    digest_request,
+    error_response,
+    response_to,
+    response_version,
+)
+from idnode.store.base import HandleStore, handle_key, prefix_of
+
+__all__ = ["Dispatcher", "NodeIdentity"]
+
+log = logging.getLogger(__name__)
+
+#: Reference server limits (spec §1.1).
+MAX_HANDLE_BYTES = 2048
+MAX_VALUES = 2048
+
+_NEEDS_AUTH = {
+    OpCode.CREATE_HANDLE,
+    OpCode.DELETE_HANDLE,
+    OpCode.ADD_VALUE,
+    OpCode.REMOVE_VALUE,
+    OpCode.MODIFY_VALUE,
+    OpCode.LIST_HANDLES,
+    OpCode.LIST_DERIVED_PREFIXES,
+    OpCode.HOME_NA,
+    OpCode.UNHOME_NA,
+}
+_SESSIONS = {OpCode.SESSION_SETUP, OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGEKEY}
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """What the node says about itself: its HS_SITE record (raw bytes) and serial."""
+
+    site_data: bytes
+    site_serial: int
+
+
+class _NeedChallenge(Exception):
+    """Internal signal: the request needs an authenticated identity."""
+
+
+Handler = Callable[[Message, Identity | None], Awaitable[Body]]
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: HandleStore,
+        node: NodeIdentity,
+        *,
+        server_admins: Sequence[Identity] = (),
+        clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = os.urandom,
+        challenge_timeout: float = 60.0,
+        server_key: PrivateKey | None = None,
+    ) -> None:
+        self.store = store
+        self.node = node
+        self.authorizer = Authorizer(store, server_admins)
+        self.challenges = Challenges(timeout=challenge_timeout)
+        self._clock = clock
+        self._server_key = server_key
+        self._random = random_bytes
+        self._handlers: dict[int, Handler] = {
+            OpCode.RESOLUTION: self._resolve,
+            OpCode.GET_SITE_INFO: self._site_info,
+            OpCode.CREATE_HANDLE: self._create,
+            OpCode.DELETE_HANDLE: self._delete,
+            OpCode.ADD_VALUE: self._add,
+            OpCode.MODIFY_VALUE: self._modify,
+            OpCode.REMOVE_VALUE: self._remove,
+            OpCode.LIST_HANDLES: self._list_handles,
+            OpCode.LIST_DERIVED_PREFIXES: self._list_derived,
+            OpCode.HOME_NA: self._home,
+            OpCode.UNHOME_NA: self._unhome,
+            OpCode.VERIFY_CHALLENGE: self._verify_challenge,
+        }
+
+    # -- entry points --------------------------------------------------------------------------
+
+    async def dispatch(self, request: Message) -> Message:
+        """Answer one request. Never raises."""
+        return self._certify(request, await self._dispatch(request))
+
+    def _certify(self, request: Message, response: Message) -> Message:
+        """Sign the response with the server key when the request set CT (spec §3.3)."""
+        if self._server_key is None or not request.has(OpFlag.CT):
+            return response
+        credential = auth.sign_message(
+            self._server_key,
+            response.version,
+            response.suggested_version,
+            response.session_id,
+            response.request_id,
+            0,
+            response.encode_header_and_body(),
+        )
+        return response.replace(credential=credential.to_bytes())
+
+    async def _dispatch(self, request: Message) -> Message:
+        try:
+            if not request.is_request:
+                raise ProtocolViolation("expected a request, got a response")
+            if request.op == OpCode.CHALLENGE_RESPONSE:
+                return await self._answer_challenge(request)
+            return await self._run(request, None)
+        except HandleError as exc:
+            return self._error(request, exc.response_code, exc.message)
+        except Exception:
+            log.exception("internal error answering op %s", request.op)
+            return self._error(request, ResponseCode.ERROR, "internal server error")
+
+    def protocol_error(self, request: Message, message: str) -> Message:
+        return self._error(request, ResponseCode.PROTOCOL_ERROR, message)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _error(self, request: Message, code: int, message: str) -> Message:
+        return error_response(request, code, message, site_info_serial=self.node.site_serial)
+
+    async def _run(self, request: Message, identity: Identity | None) -> Message:
+        if request.op in _SESSIONS:
+            raise OperationNotSupported("sessions are not supported; use challenge-response")
+        handler = self._handlers.get(request.op)
+        if handler is None:
+            raise OperationNotSupported(f"operation {request.op} is not supported")
+        if identity is None and request.op in _NEEDS_AUTH:
+            return self._challenge(request)
+        try:
+            body = await handler(request, identity)
+        except _NeedChallenge:
+            return self._challenge(request)
+        return response_to(
+            request, ResponseCode.SUCCESS, body, site_info_serial=self.node.site_serial
+        )
+
+    def _challenge(self, request: Message) -> Message:
+        nonce = self._random(16)
+        digest = digest_request(request, response_version(request))
+        session_id = self.challenges.add(request, nonce, digest.digest, self._clock())
+        return challenge(request, nonce, digest, session_id, site_info_serial=self.node.site_serial)
+
+    async def _answer_challenge(self, answer: Message) -> Message:
+        body = answer.body
+        assert isinstance(body, ChallengeAnswer)
+        pending = self.challenges.take(answer.session_id, self._clock())
+        if pending is None:
+            raise AuthenticationTimeout()
+        identity = Identity(body.identity_handle, body.identity_index)
+        await self._verify_identity(identity, body, pending.nonce, pending.digest)
+        original = pending.request.replace(request_id=answer.request_id, session_id=0)
+        try:
+            return await self._run(original, identity)
+        except HandleError as exc:
+            return self._error(original, exc.response_code, exc.message)
+
+    async def _verify_identity(
+        self, identity: Identity, answer: ChallengeAnswer, nonce: bytes, digest: bytes
+    ) -> None:
+        values = await self.store.get_handle(identity.handle)
+        value = next((v for v in values or () if v.index == identity.index), None)
+        kind = answer.auth_type.upper()
+        if value is None or value.type.upper() != kind:
+            raise AuthenticationFailed(f"no {kind} at {identity} on this server")
+        if kind == "HS_SECKEY":
+            ok = auth.verify_secret_key_answer(value.data, nonce, digest, answer.signed_response)
+        elif kind == "HS_PUBKEY":
+            key = PublicKeyData.from_bytes(value.data).to_public_key()
+            ok = auth.verify_public_key_answer(key, nonce, digest, answer.signed_response)
+        else:
+            raise AuthenticationFailed(f"unknown authentication type {answer.auth_type}")
+        if not ok:
+            raise AuthenticationFailed(f"the answer does not verify for {identity}")
+
+    # -- responsibility and validation -----------------------------------------------------
+
+    async def _require_responsible(self, handle: str) -> None:
+        """301 unless this node serves ``handle`` (spec §4).
+
+        A handle ``P/S`` is served here when P is homed. A prefix handle ``0.NA/P`` is served
+        when ``0.NA`` is homed (a root), or P or one of its ancestor prefixes is homed: the node
+        answers for its own prefix handles and for the prefixes it delegated.
+        """
+        prefix = prefix_of(handle)
+        if handle_key(prefix) == "0.NA":
+            if await self.store.is_homed("0.NA"):
+                return
+            target = handle.split("/", 1)[1]
+            segments = target.split(".")
+            for i in range(len(segments), 0, -1):
+                if await self.store.is_homed(".".join(segments[:i])):
+                    return
+        elif await self.store.is_homed(prefix):
+            return
+        raise ServerNotResponsible()
+
+    @staticmethod
+    def _check_handle(handle: str) -> None:
+        if "/" not in handle or handle.startswith("/") or handle.endswith("/"):
+            raise InvalidHandle(f"invalid handle {handle!r}: expected <prefix>/<suffix>")
+        if len(handle.encode("utf-8")) > MAX_HANDLE_BYTES:
+            raise InvalidHandle(f"handle longer than {MAX_HANDLE_BYTES} bytes")
+
+    def _stamp(self, values: Sequence[HandleValue]) -> list[HandleValue]:
+        """Validate new values and set their timestamps (the server sets them, spec §5.1)."""
+        if len(values) > MAX_VALUES:
+            raise InvalidValue(f"more than {MAX_VALUES} values")
+        seen: set[int] = set()
+        now = int(self._clock())
+        out = []
+        for v in values:
+            if v.index in seen:
+                raise InvalidValue(f"index {v.index} given twice")
+            if v.index == 0:
+                raise InvalidValue("index 0 is not a valid value index")
+            seen.add(v.index)
+            try:
+                value_types.parse(v.type, v.data)
+            except ProtocolViolation as exc:
+                raise InvalidValue(f"value {v.index} is not a valid {v.type}: {exc}") from exc
+            out.append(v.with_changes(timestamp=now))
+        return out
+
+    async def _record(self, handle: str) -> tuple[HandleValue, ...]:
+        values = await self.store.get_handle(handle)
+        if values is None:
+            raise HandleNotFound("")
+        return values
+
+    async def _prefix_admins(self, handle: str) -> tuple[HandleValue, ...]:
+        """HS_ADMIN-bearing record governing creation under ``handle``'s prefix: the parent
+        prefix handle for ``0.NA/P.C``, else ``0.NA/<prefix>``. Empty when absent."""
+        prefix = prefix_of(handle)
+        if handle_key(prefix) == "0.NA":
+            child = handle.split("/", 1)[1]
+            parent = child.rsplit(".", 1)[0] if "." in child else "0.NA"
+            record = await self.store.get_handle(f"0.NA/{parent}")
+        else:
+            record = await self.store.get_handle(f"0.NA/{prefix}")
+        return record or ()
+
+    @staticmethod
+    def _is_admin_value(v: HandleValue | None) -> bool:
+        return v is not None and v.type.upper() == "HS_ADMIN"
+
+    # -- query operations ----------------------------------------------------------------------
+
+    async def _resolve(self, request: Message, identity: Identity | None) -> Body:
+        body = request.body
+        assert isinstance(body, ResolutionRequest)
+        if not body.handle:
+            raise InvalidHandle("empty handle")
+        await self._require_responsible(body.handle)
+        values = await self._record(body.handle)
+        if body.indexes or body.types:
+            values = tuple(
+                v
+                for v in values
+                if v.index in body.indexes or any(v.type_matches(t) for t in body.types)
+            )
+        if request.has(OpFlag.PO):
+            values = tuple(v for v in values if v.public_read)
+        if not values:
+            raise ValuesNotFound("")
+        restricted = [v for v in values if not v.public_read]
+        if restricted:
+            if any(not v.admin_read for v in restricted):
+                raise InsufficientPermissions("a requested value is not readable")
+            if identity is None:
+                raise _NeedChallenge()
+            record = await self._record(body.handle)
+            await self.authorizer.require(identity, record, AdminPermission.READ_VALUE)
+        return ResolutionResponse(body.handle, values)
+
+    async def _site_info(self, request: Message, identity: Identity | None) -> Body:
+        return SiteInfoBody(self.node.site_data)
+
+    async def _verify_challenge(self, request: Message, identity: Identity | None) -> Body:
+        """Op 201: check a secret-key answer for an identity held here (spec §3.1 step 4)."""
+        body = request.body
+        assert isinstance(body, VerifyChallengeRequest)
+        await self._require_responsible(body.handle)
+        values = await self._record(body.handle)
+        value = next((v for v in values if v.index == body.index), None)
+        if value is None or value.type.upper() != "HS_SECKEY":
+            raise ValuesNotFound(f"no HS_SECKEY at {body.index}:{body.handle}")
+        ok = auth.verify_secret_key_answer(
+            value.data, body.nonce, body.digest.digest, body.signed_response
+        )
+        return VerifyChallengeResponse(ok)
+
+    # -- administration ------------------------------------------------------------------------
+
+    async def _create(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        body = request.body
+        assert isinstance(body, ValuesRequest)
+        handle = body.handle
+        if request.has(OpFlag.MINT):
+            handle = self._mint(handle)
+        self._check_handle(handle)
+        await self._require_responsible(handle)
+        is_prefix = handle_key(prefix_of(handle)) == "0.NA"
+        perm = AdminPermission.ADD_NA if is_prefix else AdminPermission.ADD_HANDLE
+        await self.authorizer.require(identity, await self._prefix_admins(handle), perm)
+        overwrite = request.has(OpFlag.OVRW)
+        if overwrite:
+            existing = await self.store.get_handle(handle)
+            if existing is not None:
+                await self.authorizer.require(identity, existing, AdminPermission.DELETE_HANDLE)
+        await self.store.create_handle(handle, self._stamp(body.values), overwrite=overwrite)
+        return CreateHandleResponse(handle)
+
+    def _mint(self, handle: str) -> str:
+        """A new handle under ``handle``'s prefix: ``<handle>`` + a random suffix."""
+        suffix = self._random(10).hex().upper()
+        if "/" not in handle:
+            return f"{handle}/{suffix}"
+        return f"{handle}{suffix}" if handle.endswith("/") else f"{handle}-{suffix}"
+
+    async def _delete(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        body = request.body
+        assert isinstance(body, HandleRequest)
+        await self._require_responsible(body.handle)
+        record = await self._record(body.handle)
+        await self.authorizer.require(identity, record, AdminPermission.DELETE_HANDLE)
+        await self.store.delete_handle(body.handle)
+        return EmptyBody()
+
+    async def _add(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        body = request.body
+        assert isinstance(body, ValuesRequest)
+        await self._require_responsible(body.handle)
+        record = await self._record(body.handle)
+        by_index = {v.index: v for v in record}
+        overwrite = request.has(OpFlag.OVRW)
+        for v in body.values:
+            old = by_index.get(v.index)
+            if old is not None and overwrite:
+                admin = self._is_admin_value(old) or self._is_admin_value(v)
+                perm = AdminPermission.MODIFY_ADMIN if admin else AdminPermission.MODIFY_VALUE
+            else:
+                admin = self._is_admin_value(v)
+                perm = AdminPermission.ADD_ADMIN if admin else AdminPermission.ADD_VALUE
+            await self.authorizer.require(identity, record, perm)
+        await self.store.add_values(body.handle, self._stamp(body.values), overwrite=overwrite)
+        return EmptyBody()
+
+    async def _modify(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        body = request.body
+        assert isinstance(body, ValuesRequest)
+        await self._require_responsible(body.handle)
+        record = await self._record(body.handle)
+        by_index = {v.index: v for v in record}
+        for v in body.values:
+            old = by_index.get(v.index)
+            if old is None:
+                raise ValuesNotFound(f"no value at index {v.index}")
+            admin = self._is_admin_value(old) or self._is_admin_value(v)
+            perm = AdminPermission.MODIFY_ADMIN if admin else AdminPermission.MODIFY_VALUE
+            await self.authorizer.require(identity, record, perm)
+        await self.store.modify_values(body.handle, self._stamp(body.values))
+        return EmptyBody()
+
+    async def _remove(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        body = request.body
+        assert isinstance(body, RemoveValuesRequest)
+        await self._require_responsible(body.handle)
+        record = await self._record(body.handle)
+        by_index = {v.index: v for v in record}
+        for index in body.indexes:
+            old = by_index.get(index)
+            if old is None:
+                raise ValuesNotFound(f"no value at index {index}")
+            admin = self._is_admin_value(old)
+            perm = AdminPermission.REMOVE_ADMIN if admin else AdminPermission.REMOVE_VALUE
+            await self.authorizer.require(identity, record, perm)
+        await self.store.remove_values(body.handle, body.indexes)
+        return EmptyBody()
+
+    async def _prefix_request(self, request: Message, identity: Identity) -> str:
+        """For ops on ``0.NA/<prefix>``: check responsibility and LIST_HANDLES; the prefix."""
+        body = request.body
+        assert isinstance(body, HandleRequest)
+        handle = body.handle
+        if handle_key(prefix_of(handle)) != "0.NA" or "/" not in handle:
+            raise InvalidHandle(f"expected a prefix handle 0.NA/<prefix>, got {handle!r}")
+        prefix = handle.split("/", 1)[1]
+        if not await self.store.is_homed(prefix):
+            raise ServerNotResponsible()
+        record = await self.store.get_handle(handle) or ()
+        await self.authorizer.require(identity, record, AdminPermission.LIST_HANDLES)
+        return prefix
+
+    async def _list_handles(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        prefix = await self._prefix_request(request, identity)
+        return HandleListBody(tuple(await self.store.list_handles(prefix)))
+
+    async def _list_derived(self, request: Message, identity: Identity | None) -> Body:
+        assert identity is not None
+        prefix = await self._prefix_request(request, identity)
+        return HandleListBody(tuple(await self.store.list_derived_prefixes(prefix)))
+
+    async def _home_prefix(self, request: Message, identity: Identity | None) -> str:
+        assert identity is not None
+        body = request.body
+        assert isinstance(body, HandleRequest)
+        if not await self.authorizer.is_server_admin(identity):
+            raise InvalidAdmin(f"{identity} is not a server administrator")
+        handle = body.handle
+        if handle_key(prefix_of(handle)) != "0.NA" or "/" not in handle:
+            raise InvalidHandle(f"expected a prefix handle 0.NA/<prefix>, got {handle!r}")
+        return handle.split("/", 1)[1]
+
+    async def _home(self, request: Message, identity: Identity | None) -> Body:
+        await self.store.home_prefix(await self._home_prefix(request, identity))
+        return EmptyBody()
+
+    async def _unhome(self, request: Message, identity: Identity | None) -> Body:
+        await self.store.unhome_prefix(await self._home_prefix(request, identity))
+        return EmptyBody()

@@ -1,0 +1,154 @@
+"""asyncio adapters: UDP and TCP sockets around one :class:`Dispatcher` (spec §1.1).
+
+UDP: one request per datagram (a request must fit in 512 bytes); long responses are split
+into datagrams by :func:`~idnode.protocol.framing.fragment`. At most ``max_inflight``
+requests are worked on at once; beyond that datagrams are dropped, as a DNS server would.
+
+TCP: a stream of messages. A connection stays open after a response only if the request set
+the KA flag. Every read has a deadline (``read_timeout`` for the rest of a started message,
+``idle_timeout`` between messages), so slow or silent clients cannot hold a connection; at
+most ``max_connections`` are open at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import cast
+
+from idnode.errors import ProtocolViolation
+from idnode.protocol.codes import OpFlag
+from idnode.protocol.framing import fragment
+from idnode.protocol.message import ENVELOPE_SIZE, Envelope
+from idnode.server.dispatch import Dispatcher
+from idnode.server.wire_io import answer, salvage
+
+__all__ = ["TransportLimits", "UDPServer", "serve_tcp", "serve_udp"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransportLimits:
+    max_inflight: int = 1024
+    """UDP requests worked on at once; more are dropped."""
+    max_connections: int = 1024
+    """Open TCP connections; more are closed at once."""
+    read_timeout: float = 10.0
+    """Seconds to receive the rest of a message once its first byte arrived."""
+    idle_timeout: float = 60.0
+    """Seconds a kept-alive TCP connection may wait for its next request."""
+
+
+class UDPServer(asyncio.DatagramProtocol):
+    def __init__(self, dispatcher: Dispatcher, limits: TransportLimits) -> None:
+        self._dispatcher = dispatcher
+        self._limits = limits
+        self._transport: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's UDP transport does not subclass asyncio.DatagramTransport.
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if len(self._tasks) >= self._limits.max_inflight:
+            return
+        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            env = Envelope.decode(data)
+            if env.sequence != 0 or len(data) != ENVELOPE_SIZE + env.length:
+                raise ProtocolViolation("a UDP request must fit in one datagram")
+            response, _ = await answer(self._dispatcher, data)
+        except ProtocolViolation as exc:
+            stub = salvage(data)
+            if stub is None:
+                return
+            response = self._dispatcher.protocol_error(stub, exc.message).encode()
+        except Exception:
+            log.exception("UDP request from %s failed", addr)
+            return
+        if response and self._transport is not None:
+            for datagram in fragment(response):
+                self._transport.sendto(datagram, addr)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+async def serve_udp(
+    dispatcher: Dispatcher, host: str, port: int, limits: TransportLimits
+) -> tuple[asyncio.DatagramTransport, UDPServer]:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(
+        lambda: UDPServer(dispatcher, limits), local_addr=(host, port)
+    )
+    return transport, protocol
+
+
+async def serve_tcp(
+    dispatcher: Dispatcher, host: str, port: int, limits: TransportLimits
+) -> asyncio.Server:
+    open_connections = 0
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_connections
+        if open_connections >= limits.max_connections:
+            writer.close()
+            return
+        open_connections += 1
+        try:
+            await _connection(dispatcher, reader, writer, limits)
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("TCP connection failed")
+        finally:
+            open_connections -= 1
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    return await asyncio.start_server(on_connection, host, port, limit=2**16)
+
+
+async def _connection(
+    dispatcher: Dispatcher,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    limits: TransportLimits,
+) -> None:
+    while True:
+        async with asyncio.timeout(limits.idle_timeout):
+            first = await reader.readexactly(1)
+        async with asyncio.timeout(limits.read_timeout):
+            head = first + await reader.readexactly(ENVELOPE_SIZE - 1)
+            try:
+                env = Envelope.decode(head)
+            except ProtocolViolation as exc:
+                # The announced length is over the limit: answer if we can, then hang up.
+                stub = salvage(head + await _peek_header(reader))
+                if stub is not None:
+                    writer.write(dispatcher.protocol_error(stub, exc.message).encode())
+                    await writer.drain()
+                return
+            payload = await reader.readexactly(env.length)
+        response, request = await answer(dispatcher, head + payload)
+        if response:
+            writer.write(response)
+            await writer.drain()
+        if request is None or not request.has(OpFlag.KA):
+            return
+
+
+async def _peek_header(reader: asyncio.StreamReader) -> bytes:
+    with contextlib.suppress(asyncio.IncompleteReadError):
+        return await reader.readexactly(24)
+    return b""

@@ -1,0 +1,55 @@
+"""Bytes to responses: the part of every transport that is the same.
+
+:func:`answer` decodes one request, dispatches it and encodes the response. A message that
+does not decode is answered with RC_PROTOCOL_ERROR when enough of its header survives to
+address a response (its opcode and request id), and dropped otherwise.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from idnode.errors import ProtocolViolation
+from idnode.protocol.bodies import RawBody
+from idnode.protocol.codes import OpFlag
+from idnode.protocol.message import ENVELOPE_SIZE, HEADER_SIZE, Message
+from idnode.server.dispatch import Dispatcher
+
+__all__ = ["answer", "salvage"]
+
+_ENV_HEAD = struct.Struct(">BBBBII")
+_HEADER_HEAD = struct.Struct(">III")
+
+
+def salvage(data: bytes) -> Message | None:
+    """Enough of a malformed request to address an error response to, or None."""
+    if len(data) < ENVELOPE_SIZE + HEADER_SIZE:
+        return None
+    major, minor, b2, b3, session_id, request_id = _ENV_HEAD.unpack_from(data)
+    op, code, flags = _HEADER_HEAD.unpack_from(data, ENVELOPE_SIZE)
+    if code != 0:
+        return None  # never answer a response: that could start a loop between two servers
+    return Message(
+        op=op,
+        body=RawBody(),
+        flags=flags & ~OpFlag.RD,
+        request_id=request_id,
+        session_id=session_id,
+        version=(major, minor),
+        suggested_version=(b2 & 0x03, b3),
+    )
+
+
+async def answer(dispatcher: Dispatcher, data: bytes) -> tuple[bytes, Message | None]:
+    """The encoded response to ``data`` (b"" to drop it) and the decoded request, if any."""
+    try:
+        request = Message.decode(data)
+    except ProtocolViolation as exc:
+        stub = salvage(data)
+        if stub is None:
+            return b"", None
+        return dispatcher.protocol_error(stub, exc.message).encode(), None
+    if not request.is_request:
+        return b"", None
+    response = await dispatcher.dispatch(request)
+    return response.encode(), request

@@ -1,0 +1,97 @@
+"""The storage interface every backend implements.
+
+A store keeps handle records (each value as its encoded bytes, :meth:`HandleValue.encode`) and
+the set of prefixes homed on this node. Every method is one atomic transaction: when an
+awaited write returns, it is durable (it survives ``kill -9`` of the process). Handles are matched
+case-insensitively by :func:`handle_key` (ASCII upper-casing, as the reference server does with
+``case_sensitive = no``), while the handle string as first created is kept for display.
+
+Errors are raised from :mod:`idnode.errors`: :class:`HandleNotFound`,
+:class:`HandleAlreadyExists`, :class:`ValueAlreadyExists`, :class:`ValuesNotFound`, and
+:class:`StoreError` (wrapping driver errors) for everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from idnode.protocol.values import HandleValue
+
+__all__ = ["HandleStore", "handle_key", "prefix_of"]
+
+_ASCII_UPPER = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def handle_key(handle: str) -> str:
+    """The lookup key of ``handle``: ASCII letters upper-cased, everything else unchanged."""
+    if handle.isascii():
+        return handle.upper()
+    return handle.encode("utf-8").translate(_ASCII_UPPER).decode("utf-8")
+
+
+def prefix_of(handle: str) -> str:
+    """The prefix part of ``handle`` (before the first ``/``); a handle without one is a prefix."""
+    return handle.split("/", 1)[0]
+
+
+class HandleStore(Protocol):
+    """Async storage of handle records and homed prefixes."""
+
+    async def get_handle(self, handle: str) -> tuple[HandleValue, ...] | None:
+        """All values of ``handle`` ordered by index, or None if the handle does not exist."""
+        ...
+
+    async def create_handle(
+        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+    ) -> None:
+        """Create ``handle`` with ``values`` (indexes unique). With ``overwrite`` an existing
+        record is replaced whole; without it an existing handle raises HandleAlreadyExists."""
+        ...
+
+    async def delete_handle(self, handle: str) -> None:
+        """Delete the handle and all its values; HandleNotFound if absent."""
+        ...
+
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+    ) -> None:
+        """Add values; HandleNotFound if absent. An index already present raises
+        ValueAlreadyExists unless ``overwrite``, in which case it is replaced."""
+        ...
+
+    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Replace values by index; ValuesNotFound if any index is absent (nothing changes)."""
+        ...
+
+    async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
+        """Remove values by index; ValuesNotFound if any index is absent (nothing changes)."""
+        ...
+
+    async def list_handles(self, prefix: str) -> list[str]:
+        """Handles whose prefix part is ``prefix`` (case-insensitive), sorted by key."""
+        ...
+
+    async def list_derived_prefixes(self, prefix: str) -> list[str]:
+        """Prefix handles ``0.NA/<prefix>.<x>...`` stored here, sorted by key."""
+        ...
+
+    async def home_prefix(self, prefix: str) -> None:
+        """Mark ``prefix`` (without ``0.NA/``) as served by this node. Idempotent."""
+        ...
+
+    async def unhome_prefix(self, prefix: str) -> None:
+        """Stop serving ``prefix``; HandleNotFound if it was not homed."""
+        ...
+
+    async def homed_prefixes(self) -> list[str]:
+        """All homed prefixes, sorted by key."""
+        ...
+
+    async def is_homed(self, prefix: str) -> bool:
+        """Whether ``prefix`` is homed here (case-insensitive)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections and threads. Further calls are errors."""
+        ...

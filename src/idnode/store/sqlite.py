@@ -1,0 +1,401 @@
+"""SQLite storage backend: :class:`SQLiteStore` implements :class:`~idnode.store.base.HandleStore`.
+
+Threading follows datasette: one dedicated writer thread owns the only write connection, and
+every write is a single ``BEGIN IMMEDIATE ... COMMIT`` transaction in which the checks and the
+writes happen together, so a failed check changes nothing. Reads run on a small pool of
+reader threads, each with its own (``query_only``) connection. The event loop only awaits
+futures (``run_in_executor`` on these executors); it never touches SQLite itself.
+
+Durability: WAL journal mode with ``synchronous=FULL`` fsyncs the WAL on every commit, so a
+write that has returned survives ``kill -9`` and power loss. Every query uses a primary-key
+index; prefix listings are key-range scans, e.g. ``handle_key >= 'P/' AND handle_key < 'P0'``.
+
+Cancelling the task awaiting a write does not stop the write: it may still be committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from idnode.errors import (
+    HandleAlreadyExists,
+    HandleError,
+    HandleNotFound,
+    InvalidValue,
+    StoreError,
+    ValueAlreadyExists,
+    ValuesNotFound,
+)
+from idnode.protocol.values import HandleValue
+from idnode.store.base import handle_key
+from idnode.store.migrations import migrate
+
+__all__ = ["SQLiteStore"]
+
+_T = TypeVar("_T")
+_Row = tuple[str, int, str, bytes]
+
+_NA = "0.NA/"
+
+_GET_VALUES = (
+    "SELECT v.idx, v.value FROM handles AS h"
+    " LEFT JOIN handle_values AS v ON v.handle_key = h.handle_key"
+    " WHERE h.handle_key = ? ORDER BY v.idx"
+)
+_GET_INDEXES = (
+    "SELECT v.idx FROM handles AS h"
+    " LEFT JOIN handle_values AS v ON v.handle_key = h.handle_key"
+    " WHERE h.handle_key = ?"
+)
+_HANDLE_EXISTS = "SELECT 1 FROM handles WHERE handle_key = ?"
+_INSERT_HANDLE = "INSERT INTO handles (handle_key, handle) VALUES (?, ?)"
+_DELETE_HANDLE = "DELETE FROM handles WHERE handle_key = ?"  # values go by ON DELETE CASCADE
+_UPSERT_VALUE = (
+    "INSERT INTO handle_values (handle_key, idx, type, value) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (handle_key, idx) DO UPDATE SET type = excluded.type, value = excluded.value"
+)
+_DELETE_VALUE = "DELETE FROM handle_values WHERE handle_key = ? AND idx = ?"
+_HANDLES_IN_RANGE = (
+    "SELECT handle FROM handles WHERE handle_key >= ? AND handle_key < ? ORDER BY handle_key"
+)
+_HOME = (
+    "INSERT INTO homed_prefixes (prefix_key, prefix) VALUES (?, ?)"
+    " ON CONFLICT (prefix_key) DO NOTHING"
+)
+_UNHOME = "DELETE FROM homed_prefixes WHERE prefix_key = ?"
+_HOMED = "SELECT prefix FROM homed_prefixes ORDER BY prefix_key"
+_IS_HOMED = "SELECT 1 FROM homed_prefixes WHERE prefix_key = ?"
+
+
+def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit) with idnode's pragmas.
+
+    ``check_same_thread`` is off only so that :meth:`SQLiteStore.close` can close a reader
+    connection from the writer thread after the reader threads have exited; while the store
+    is open each connection is used by its own thread only.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms:d}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = FULL")
+        if query_only:
+            conn.execute("PRAGMA query_only = ON")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _value_rows(key: str, values: Sequence[HandleValue]) -> list[_Row]:
+    """Rows for ``handle_values``; InvalidValue if two values share an index."""
+    rows: dict[int, _Row] = {}
+    for value in values:
+        if value.index in rows:
+            raise InvalidValue(f"duplicate value index {value.index}")
+        rows[value.index] = (key, value.index, value.type, value.encode())
+    return list(rows.values())
+
+
+def _existing_indexes(conn: sqlite3.Connection, key: str, handle: str) -> set[int]:
+    """The value indexes of the handle; HandleNotFound if it does not exist."""
+    rows = conn.execute(_GET_INDEXES, (key,)).fetchall()
+    if not rows:
+        raise HandleNotFound(f"handle not found: {handle}")
+    return {idx for (idx,) in rows if idx is not None}
+
+
+def _decode(idx: int, blob: bytes) -> HandleValue:
+    try:
+        value = HandleValue.decode(blob)
+    except HandleError as exc:
+        raise StoreError(f"stored value at index {idx} does not decode: {exc}") from exc
+    if value.index != idx:
+        raise StoreError(f"stored value at index {idx} encodes index {value.index}")
+    return value
+
+
+class SQLiteStore:
+    """A :class:`~idnode.store.base.HandleStore` in one SQLite database file.
+
+    Create it with ``await SQLiteStore.open(path)``; release it with ``await store.close()``.
+    All methods must be awaited on a running event loop; any number of tasks may call them
+    concurrently. Beyond the HandleStore contract: values given to one call must have
+    distinct indexes (InvalidValue otherwise, nothing changes); :meth:`close` is idempotent,
+    and every other call after it raises StoreError.
+    """
+
+    def __init__(self, path: str, *, readers: int, busy_timeout_ms: int) -> None:
+        """Internal: use :meth:`open`, which also opens and migrates the database."""
+        self._path = path
+        self._busy_timeout_ms = busy_timeout_ms
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="idnode-sqlite-writer")
+        self._readers = ThreadPoolExecutor(readers, thread_name_prefix="idnode-sqlite-reader")
+        self._write_conn: sqlite3.Connection | None = None  # owned by the writer thread
+        self._local = threading.local()  # .conn: the reader connection of a reader thread
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_conns_lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, readers: int = 4, busy_timeout: float = 5.0
+    ) -> SQLiteStore:
+        """Open the database file at ``path``, creating it if absent, and migrate its schema.
+
+        ``readers`` is the number of reader threads; ``busy_timeout`` (seconds) is how long a
+        connection waits for a lock held by another process. Raises StoreError if the file
+        cannot be opened, is not a database, cannot use WAL mode or has a newer schema.
+        """
+        if readers < 1:
+            raise ValueError("readers must be at least 1")
+        store = cls(os.fspath(path), readers=readers, busy_timeout_ms=round(busy_timeout * 1000))
+        try:
+            await asyncio.get_running_loop().run_in_executor(store._writer, store._open_writer)
+        except BaseException:
+            await store.close()
+            raise
+        return store
+
+    def _open_writer(self) -> None:
+        """Writer thread: open the write connection, switch to WAL and migrate."""
+        try:
+            conn = self._write_conn = _connect(self._path, self._busy_timeout_ms, query_only=False)
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self._path!r}: {exc}") from exc
+        if str(mode).lower() != "wal":
+            raise StoreError(f"cannot use WAL journal mode for {self._path!r} (got {mode!r})")
+        migrate(conn)
+
+    async def close(self) -> None:
+        """Finish queued reads and writes, then close every connection and stop the threads."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._shutdown)
+        finally:
+            self._writer.shutdown(wait=False)  # its only thread is idle and exits right away
+
+    def _shutdown(self) -> None:
+        """Writer thread, after every queued write: stop the readers and close connections."""
+        self._readers.shutdown(wait=True)
+        conns, self._reader_conns = self._reader_conns, []
+        if self._write_conn is not None:
+            conns.append(self._write_conn)
+            self._write_conn = None
+        failure: sqlite3.Error | None = None
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise StoreError(f"closing {self._path!r}: {failure}") from failure
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("store is closed")
+
+    async def _write(self, txn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``txn`` on the writer thread inside one BEGIN IMMEDIATE ... COMMIT."""
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writer, self._run_transaction, txn
+        )
+
+    def _run_transaction(self, txn: Callable[[sqlite3.Connection], _T]) -> _T:
+        conn = self._write_conn
+        if conn is None:
+            raise StoreError("store is closed")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = txn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite write failed: {exc}") from exc
+        return result
+
+    async def _read(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        """Run ``query`` on a reader thread with that thread's connection."""
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._readers, self._run_query, query
+        )
+
+    def _run_query(self, query: Callable[[sqlite3.Connection], _T]) -> _T:
+        try:
+            conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = _connect(self._path, self._busy_timeout_ms, query_only=True)
+                with self._reader_conns_lock:
+                    self._reader_conns.append(conn)
+                self._local.conn = conn
+            return query(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite read failed: {exc}") from exc
+
+    async def _column(self, sql: str, params: tuple[str, ...] = ()) -> list[str]:
+        """The first column of every row of a read query."""
+
+        def query(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute(sql, params)]
+
+        return await self._read(query)
+
+    # -- handles ---------------------------------------------------------------------------
+    async def get_handle(self, handle: str) -> tuple[HandleValue, ...] | None:
+        """All values of ``handle`` ordered by index, or None if the handle does not exist."""
+        key = handle_key(handle)
+
+        def query(conn: sqlite3.Connection) -> tuple[HandleValue, ...] | None:
+            # One statement, so existence and values come from one snapshot.
+            rows = conn.execute(_GET_VALUES, (key,)).fetchall()
+            if not rows:
+                return None
+            return tuple(_decode(idx, blob) for idx, blob in rows if idx is not None)
+
+        return await self._read(query)
+
+    async def create_handle(
+        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+    ) -> None:
+        """Create ``handle`` with ``values``; HandleAlreadyExists unless ``overwrite``, which
+        replaces the whole record (including the display string)."""
+        key = handle_key(handle)
+        rows = _value_rows(key, values)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if conn.execute(_HANDLE_EXISTS, (key,)).fetchone() is not None:
+                if not overwrite:
+                    raise HandleAlreadyExists(f"handle already exists: {handle}")
+                conn.execute(_DELETE_HANDLE, (key,))
+            conn.execute(_INSERT_HANDLE, (key, handle))
+            conn.executemany(_UPSERT_VALUE, rows)
+
+        await self._write(txn)
+
+    async def delete_handle(self, handle: str) -> None:
+        """Delete the handle and all its values; HandleNotFound if absent."""
+        key = handle_key(handle)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if conn.execute(_DELETE_HANDLE, (key,)).rowcount == 0:
+                raise HandleNotFound(f"handle not found: {handle}")
+
+        await self._write(txn)
+
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+    ) -> None:
+        """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
+        present unless ``overwrite`` (then it is replaced). On error nothing changes."""
+        key = handle_key(handle)
+        rows = _value_rows(key, values)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            taken = _existing_indexes(conn, key, handle) & {row[1] for row in rows}
+            if taken and not overwrite:
+                raise ValueAlreadyExists(f"{handle}: indexes {sorted(taken)} already exist")
+            conn.executemany(_UPSERT_VALUE, rows)
+
+        await self._write(txn)
+
+    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
+        any index is absent. On error nothing changes."""
+        key = handle_key(handle)
+        rows = _value_rows(key, values)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            missing = {row[1] for row in rows} - _existing_indexes(conn, key, handle)
+            if missing:
+                raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
+            conn.executemany(_UPSERT_VALUE, rows)
+
+        await self._write(txn)
+
+    async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
+        """Remove values by index; HandleNotFound if the handle is absent, ValuesNotFound if
+        any index is absent. On error nothing changes. The handle stays, even if empty."""
+        key = handle_key(handle)
+        wanted = set(indexes)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            missing = wanted - _existing_indexes(conn, key, handle)
+            if missing:
+                raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
+            conn.executemany(_DELETE_VALUE, [(key, idx) for idx in wanted])
+
+        await self._write(txn)
+
+    async def list_handles(self, prefix: str) -> list[str]:
+        """Handles ``<prefix>/<suffix>`` (prefix matched case-insensitively), sorted by key.
+
+        A handle without ``/`` is not listed; ``prefix`` containing ``/`` lists nothing.
+        """
+        self._check_open()
+        if "/" in prefix:
+            return []
+        key = handle_key(prefix)
+        # Every key that starts with "KEY/" and nothing else: "0" follows "/" in byte order.
+        return await self._column(_HANDLES_IN_RANGE, (key + "/", key + "0"))
+
+    async def list_derived_prefixes(self, prefix: str) -> list[str]:
+        """Prefix handles ``0.NA/<prefix>.<x>...`` stored here (any depth), sorted by key.
+
+        ``prefix`` is given without ``0.NA/``; the stored handle strings are returned.
+        """
+        self._check_open()
+        if "/" in prefix:
+            return []
+        key = _NA + handle_key(prefix)
+        # Every key that starts with "0.NA/KEY.": "/" follows "." in byte order.
+        return await self._column(_HANDLES_IN_RANGE, (key + ".", key + "/"))
+
+    # -- homed prefixes --------------------------------------------------------------------
+    async def home_prefix(self, prefix: str) -> None:
+        """Mark ``prefix`` (without ``0.NA/``) as homed. Idempotent: homing it again keeps
+        the display string it was first homed with."""
+        row = (handle_key(prefix), prefix)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute(_HOME, row)
+
+        await self._write(txn)
+
+    async def unhome_prefix(self, prefix: str) -> None:
+        """Stop serving ``prefix``; HandleNotFound if it was not homed."""
+        key = handle_key(prefix)
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if conn.execute(_UNHOME, (key,)).rowcount == 0:
+                raise HandleNotFound(f"prefix not homed: {prefix}")
+
+        await self._write(txn)
+
+    async def homed_prefixes(self) -> list[str]:
+        """All homed prefixes (as first homed), sorted by key."""
+        return await self._column(_HOMED)
+
+    async def is_homed(self, prefix: str) -> bool:
+        """Whether ``prefix`` is homed here (case-insensitive)."""
+        key = handle_key(prefix)
+
+        def query(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_IS_HOMED, (key,)).fetchone() is not None
+
+        return await self._read(query)
