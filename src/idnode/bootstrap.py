@@ -31,7 +31,7 @@ from idnode.protocol.values import HandleValue, Reference
 from idnode.server.authz import Identity
 from idnode.server.config import NodeConfig
 from idnode.server.node import build_site
-from idnode.store.sqlite import SQLiteStore
+from idnode.store import open_store
 
 __all__ = ["DEMO_HANDLES", "InitResult", "init_node"]
 
@@ -124,7 +124,7 @@ async def init_node(
     admin = AdminRecord(ALL_PERMISSIONS, group.handle, group.index).to_bytes()
     members = ValueList((Reference(prefix_handle, 300), Reference(prefix_handle, 301)))
     pubkey = PublicKeyData.from_public_key(admin_key.public_key()).to_bytes()
-    store = await SQLiteStore.open(config.database_path)
+    store = await open_store(config.database_location)
     try:
         await store.home_prefix(prefix)
         await store.create_handle(

@@ -30,6 +30,7 @@ from idnode.protocol.types.hs_pubkey import (
 )
 from idnode.protocol.values import HandleValue
 from idnode.server.config import NodeConfig, parse_identity
+from idnode.store import is_database_url
 
 T = TypeVar("T")
 
@@ -106,7 +107,13 @@ def init(directory: Path, prefix: str, listen: str, port: int, demo: bool) -> No
 )
 @click.option("--listen", default=None, help="Override the configured address.")
 @click.option("--port", type=int, default=None, help="Override the configured port.")
-def serve(config_path: Path, listen: str | None, port: int | None) -> None:
+@click.option(
+    "--db",
+    "database",
+    default=None,
+    help="Override the database: a SQLite file or postgresql:// URL.",
+)
+def serve(config_path: Path, listen: str | None, port: int | None, database: str | None) -> None:
     """Serve the node over UDP and TCP until interrupted (SIGINT or SIGTERM)."""
     from dataclasses import replace
 
@@ -117,6 +124,10 @@ def serve(config_path: Path, listen: str | None, port: int | None) -> None:
         config = replace(config, listen=listen)
     if port is not None:
         config = replace(config, port=port)
+    if database is not None:
+        if not is_database_url(database):
+            database = str(Path(database).resolve())
+        config = replace(config, database=database)
 
     async def run() -> None:
         node = await Node.open(config)

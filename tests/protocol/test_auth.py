@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
@@ -238,19 +239,31 @@ def test_pbkdf2_salt_defaults_to_random() -> None:
     assert auth.verify_secret_key_answer(SECRET, NONCE, DIGEST, a)
 
 
-def test_pbkdf2_limits() -> None:
+@pytest.mark.parametrize(
+    ("salt", "iterations", "key_bits"),
+    [
+        (b"s", auth.MAX_PBKDF2_ITERATIONS + 1, 160),
+        (b"s", 0, 160),
+        (b"s", 10, 4),
+        (b"s", 10, 161),
+        (b"s", 10, auth.MAX_PBKDF2_KEY_BITS + 8),
+        (b"", 10, 160),
+    ],
+)
+def test_pbkdf2_parameter_limits(salt: bytes, iterations: int, key_bits: int) -> None:
     alg = SecretKeyAlgorithm.PBKDF2_HMAC_SHA1
-    too_many = auth.MAX_PBKDF2_ITERATIONS + 1
-    bad: list[dict[str, object]] = [
-        {"iterations": too_many},
-        {"iterations": 0},
-        {"key_bits": 4},
-        {"key_bits": 161},
-        {"salt": b""},
-    ]
-    for kwargs in bad:
-        with pytest.raises(ValueError):
-            auth.make_secret_key_answer(SECRET, NONCE, DIGEST, alg, **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        auth.make_secret_key_answer(
+            SECRET, NONCE, DIGEST, alg, salt=salt, iterations=iterations, key_bits=key_bits
+        )
+    answer = (
+        b"\x22" + struct.pack(">I", len(salt)) + salt + struct.pack(">II", iterations, key_bits)
+    )
+    answer += struct.pack(">I", 20) + bytes(20)
+    assert not auth.verify_secret_key_answer(SECRET, NONCE, DIGEST, answer)
+
+
+def test_pbkdf2_hostile_answers() -> None:
     # A hostile answer asking for too much work is refused without computing it.
     hostile = b"\x22" + struct.pack(">I1sII", 1, b"s", 0xFFFFFFFF, 160) + struct.pack(">I", 0)
     assert not auth.verify_secret_key_answer(SECRET, NONCE, DIGEST, hostile)
@@ -514,17 +527,17 @@ def test_credential_layout() -> None:
     [
         lambda b: b[:-1],  # truncated signature
         lambda b: b + b"\x00",  # trailing byte
-        lambda b: b[:29] + b"\x00\x00\x00\x0f" + b[33:] + b"\x00",  # signedInfo too long
-        lambda b: b[:29] + b"\x00\x00\x00\x0d" + b[33:],  # signedInfo too short
+        lambda b: b[:31] + b"\x00\x00\x00\x0f" + b[35:] + b"\x00",  # signedInfo too long
+        lambda b: b[:31] + b"\x00\x00\x00\x0d" + b[35:],  # signedInfo too short
         lambda b: b"",
     ],
 )
-def test_malformed_credentials(mutate: object) -> None:
+def test_malformed_credentials(mutate: Callable[[bytes], bytes]) -> None:
     good = Credential(
         signer_handle="0.NA/X", signer_index=300, type="HS_SIGNED", digest_alg="SHA1",
         signature=b"\xaa\xbb",
     ).to_bytes()  # fmt: skip
-    assert callable(mutate)
+    assert good[31:35] == b"\x00\x00\x00\x0e"  # signedInfo length
     with pytest.raises(ProtocolViolation):
         Credential.from_bytes(mutate(good))
 

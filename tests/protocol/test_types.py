@@ -424,9 +424,6 @@ def test_seckey() -> None:
     assert "hdlpeer" not in str(key)
     assert key.matches(b"hdlpeer-secret")
     assert not key.matches(b"hdlpeer-secreT")
-    hashed = SecretKey.hashed(b"hdlpeer-secret")
-    assert hashed.key == hashlib.sha1(b"hdlpeer-secret").hexdigest().encode()
-    assert len(hashed.key) == 40
 
 
 # -- malformed input: ProtocolViolation and nothing else ------------------------------------------

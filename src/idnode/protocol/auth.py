@@ -219,10 +219,10 @@ def verify_secret_key_answer(
 
     ``secret`` is the HS_SECKEY value data as stored (plain or hashed, spec §2.5). Set
     ``old_format`` when the answering message's version is below 2.1 (bare MD5, no alg byte).
-    Returns ``False`` for a wrong MAC and also for anything malformed: unknown algorithm byte,
-    bad PBKDF2 encoding, trailing bytes, PBKDF2 iterations above :data:`MAX_PBKDF2_ITERATIONS`,
-    key bits above :data:`MAX_PBKDF2_KEY_BITS` or not whole bytes, or an empty stored secret. Compares in constant
-    time.
+    Returns ``False`` for a wrong MAC and also for anything malformed: unknown algorithm byte
+    (including 0 after the 2.1 format), bad PBKDF2 encoding, trailing bytes, PBKDF2 iterations
+    above :data:`MAX_PBKDF2_ITERATIONS`, key bits above :data:`MAX_PBKDF2_KEY_BITS` or not
+    whole bytes, or an empty stored secret. Compares in constant time.
     """
     if not secret:
         return False

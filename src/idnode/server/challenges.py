@@ -31,16 +31,17 @@ class Challenges:
         self._pending: OrderedDict[int, PendingChallenge] = OrderedDict()
         self._timeout = timeout
         self._capacity = capacity
-        self._next_id = secrets.randbelow(0x3FFFFFFF) + 1
 
     def __len__(self) -> int:
         return len(self._pending)
 
     def add(self, request: Message, nonce: bytes, digest: bytes, now: float) -> int:
-        """Remember a challenge; returns its session id (never 0)."""
+        """Remember a challenge; returns its session id: random, never 0, so that nobody can
+        guess the id of another client's pending challenge and answer it first."""
         self._expire(now)
-        session_id = self._next_id
-        self._next_id = self._next_id % 0x7FFFFFFF + 1
+        session_id = secrets.randbelow(0x7FFFFFFF) + 1
+        while session_id in self._pending:
+            session_id = secrets.randbelow(0x7FFFFFFF) + 1
         self._pending[session_id] = PendingChallenge(request, nonce, digest, now + self._timeout)
         while len(self._pending) > self._capacity:
             self._pending.popitem(last=False)

@@ -12,11 +12,13 @@ Relative paths in the file are relative to the file's directory. Example::
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from idnode.server.authz import Identity
+from idnode.store import is_database_url
 
 __all__ = ["NodeConfig", "parse_identity"]
 
@@ -38,7 +40,7 @@ class NodeConfig:
     port: int = 2641
     """UDP and TCP port of the Handle protocol."""
     database: str = "idnode.db"
-    """SQLite database file."""
+    """SQLite database file, or a ``postgresql://`` URL."""
     server_key: str = "server-key.pem"
     """PEM private key of the server; its public half is published in HS_SITE."""
     site_serial: int = 1
@@ -51,8 +53,11 @@ class NodeConfig:
     """Seconds a client has to answer an authentication challenge."""
 
     @property
-    def database_path(self) -> Path:
-        return self.directory / self.database
+    def database_location(self) -> str:
+        """The database URL, or the SQLite file's absolute path."""
+        if is_database_url(self.database):
+            return self.database
+        return str(self.directory / self.database)
 
     @property
     def server_key_path(self) -> Path:
@@ -71,16 +76,16 @@ class NodeConfig:
         return cls(directory=path.parent.resolve(), server_admins=admins, **node)
 
     def dump(self) -> str:
-        admins = ", ".join(f'"{a}"' for a in self.server_admins)
+        admins = ", ".join(json.dumps(str(a)) for a in self.server_admins)
         return (
             "# idnode node configuration (see `idnode serve --help`)\n"
             "[node]\n"
-            f'listen = "{self.listen}"\n'
+            f"listen = {json.dumps(self.listen)}\n"
             f"port = {self.port}\n"
-            f'database = "{self.database}"\n'
-            f'server_key = "{self.server_key}"\n'
+            f"database = {json.dumps(self.database)}\n"
+            f"server_key = {json.dumps(self.server_key)}\n"
             f"site_serial = {self.site_serial}\n"
-            f'description = "{self.description}"\n'
+            f"description = {json.dumps(self.description, ensure_ascii=False)}\n"
             f"server_admins = [{admins}]\n"
             f"challenge_timeout = {self.challenge_timeout}\n"
         )

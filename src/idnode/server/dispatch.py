@@ -22,14 +22,18 @@ exception is a bug: it is logged and answered with RC_ERROR.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
 from idnode.errors import (
     AuthenticationFailed,
+    AuthenticationRequired,
     AuthenticationTimeout,
     HandleError,
     HandleNotFound,
@@ -102,10 +106,6 @@ class NodeIdentity:
 
     site_data: bytes
     site_serial: int
-
-
-class _NeedChallenge(Exception):
-    """Internal signal: the request needs an authenticated identity."""
 
 
 Handler = Callable[[Message, Identity | None], Awaitable[Body]]
@@ -188,17 +188,25 @@ class Dispatcher:
         return error_response(request, code, message, site_info_serial=self.node.site_serial)
 
     async def _run(self, request: Message, identity: Identity | None) -> Message:
+        try:
+            return await self.execute(request, identity)
+        except AuthenticationRequired:
+            return self._challenge(request)
+
+    async def execute(self, request: Message, identity: Identity | None) -> Message:
+        """Run ``request`` as ``identity`` (None: anonymous) and return the success response.
+
+        For transports that authenticate by other means (HTTP): raises the
+        :class:`HandleError` of a failure, AuthenticationRequired when an identity is needed.
+        """
         if request.op in _SESSIONS:
             raise OperationNotSupported("sessions are not supported; use challenge-response")
         handler = self._handlers.get(request.op)
         if handler is None:
             raise OperationNotSupported(f"operation {request.op} is not supported")
         if identity is None and request.op in _NEEDS_AUTH:
-            return self._challenge(request)
-        try:
-            body = await handler(request, identity)
-        except _NeedChallenge:
-            return self._challenge(request)
+            raise AuthenticationRequired()
+        body = await handler(request, identity)
         return response_to(
             request, ResponseCode.SUCCESS, body, site_info_serial=self.node.site_serial
         )
@@ -215,31 +223,66 @@ class Dispatcher:
         pending = self.challenges.take(answer.session_id, self._clock())
         if pending is None:
             raise AuthenticationTimeout()
-        identity = Identity(body.identity_handle, body.identity_index)
-        await self._verify_identity(identity, body, pending.nonce, pending.digest)
+        # The outcome answers the original request, addressed to the answer (spec §0.6).
         original = pending.request.replace(request_id=answer.request_id, session_id=0)
+        identity = Identity(body.identity_handle, body.identity_index)
         try:
+            old_format = response_version(pending.request) < (2, 1)
+            await self.verify_identity(
+                identity,
+                body.auth_type,
+                body.signed_response,
+                pending.nonce,
+                pending.digest,
+                old_format=old_format,
+            )
             return await self._run(original, identity)
         except HandleError as exc:
             return self._error(original, exc.response_code, exc.message)
 
-    async def _verify_identity(
-        self, identity: Identity, answer: ChallengeAnswer, nonce: bytes, digest: bytes
+    async def verify_identity(
+        self,
+        identity: Identity,
+        auth_type: str,
+        signed_response: bytes,
+        nonce: bytes,
+        digest: bytes,
+        *,
+        old_format: bool = False,
     ) -> None:
+        """Check a challenge answer against the identity's key held here (spec §3.2);
+        raises AuthenticationFailed."""
         values = await self.store.get_handle(identity.handle)
         value = next((v for v in values or () if v.index == identity.index), None)
-        kind = answer.auth_type.upper()
+        kind = auth_type.upper()
         if value is None or value.type.upper() != kind:
             raise AuthenticationFailed(f"no {kind} at {identity} on this server")
         if kind == "HS_SECKEY":
-            ok = auth.verify_secret_key_answer(value.data, nonce, digest, answer.signed_response)
+            ok = auth.verify_secret_key_answer(
+                value.data, nonce, digest, signed_response, old_format=old_format
+            )
         elif kind == "HS_PUBKEY":
-            key = PublicKeyData.from_bytes(value.data).to_public_key()
-            ok = auth.verify_public_key_answer(key, nonce, digest, answer.signed_response)
+            try:
+                key = PublicKeyData.from_bytes(value.data).to_public_key()
+            except ProtocolViolation as exc:
+                raise AuthenticationFailed(f"the HS_PUBKEY of {identity} is unusable") from exc
+            if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+                raise AuthenticationFailed(f"the HS_PUBKEY of {identity} cannot sign")
+            ok = auth.verify_public_key_answer(key, nonce, digest, signed_response)
         else:
-            raise AuthenticationFailed(f"unknown authentication type {answer.auth_type}")
+            raise AuthenticationFailed(f"unknown authentication type {auth_type}")
         if not ok:
             raise AuthenticationFailed(f"the answer does not verify for {identity}")
+
+    async def check_secret(self, identity: Identity, secret: bytes) -> None:
+        """HTTP Basic authentication (spec §5.5): ``secret`` must equal the identity's
+        HS_SECKEY held here, compared in constant time; raises AuthenticationFailed."""
+        values = await self.store.get_handle(identity.handle)
+        value = next((v for v in values or () if v.index == identity.index), None)
+        if value is None or value.type.upper() != "HS_SECKEY" or not value.data:
+            raise AuthenticationFailed(f"no HS_SECKEY at {identity} on this server")
+        if not hmac.compare_digest(value.data, secret):
+            raise AuthenticationFailed(f"wrong secret for {identity}")
 
     # -- responsibility and validation -----------------------------------------------------
 
@@ -336,7 +379,7 @@ class Dispatcher:
             if any(not v.admin_read for v in restricted):
                 raise InsufficientPermissions("a requested value is not readable")
             if identity is None:
-                raise _NeedChallenge()
+                raise AuthenticationRequired()
             record = await self._record(body.handle)
             await self.authorizer.require(identity, record, AdminPermission.READ_VALUE)
         return ResolutionResponse(body.handle, values)

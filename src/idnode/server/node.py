@@ -19,7 +19,7 @@ from idnode.protocol.types.hs_site import (
 from idnode.server.config import NodeConfig
 from idnode.server.dispatch import Dispatcher, NodeIdentity
 from idnode.server.transports import TransportLimits, UDPServer, serve_tcp, serve_udp
-from idnode.store.sqlite import SQLiteStore
+from idnode.store import HandleStore, open_store
 
 __all__ = ["Node", "build_site"]
 
@@ -56,7 +56,7 @@ class Node:
     """Open with :meth:`open`, then :meth:`start`; :meth:`close` stops and releases all."""
 
     def __init__(
-        self, config: NodeConfig, store: SQLiteStore, key: PrivateKey, limits: TransportLimits
+        self, config: NodeConfig, store: HandleStore, key: PrivateKey, limits: TransportLimits
     ) -> None:
         self.config = config
         self.store = store
@@ -75,7 +75,7 @@ class Node:
     @classmethod
     async def open(cls, config: NodeConfig, limits: TransportLimits | None = None) -> Node:
         key = load_private_key(config.server_key_path.read_bytes())
-        store = await SQLiteStore.open(config.database_path)
+        store = await open_store(config.database_location)
         return cls(config, store, key, limits or TransportLimits())
 
     @property

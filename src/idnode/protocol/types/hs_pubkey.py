@@ -8,11 +8,11 @@ Wire form (Java ``Util.getBytesFromPublicKey``)::
 
 Each parameter is a Java ``BigInteger.toByteArray()``: big-endian two's complement, so a
 leading 0x00 appears when the high bit is set. Java reads them back as unsigned magnitudes
-(``new BigInteger(1, bytes)``) and ignores bytes after the last parameter; every RSA key Java
-encodes ends with four zero bytes there (it sizes the buffer for one length field too many).
-:class:`PublicKeyData`
-keeps each parameter's raw bytes and any trailing bytes, so every value re-encodes byte for
-byte; a key type Java does not know keeps everything after the flags in ``trailing``.
+(``new BigInteger(1, bytes)``) and ignores bytes after the last parameter. Every RSA key Java
+encodes ends with four zero bytes there: it sizes the buffer for one length field too many.
+:class:`PublicKeyData` keeps each parameter's raw bytes and any trailing bytes, so every value
+re-encodes byte for byte; a key type Java does not know keeps everything after the flags in
+``trailing``.
 
 Private keys never go on the wire. :func:`load_private_key` reads PEM (PKCS#8 or traditional,
 optionally passphrase-encrypted) and the reference server's own key file: ``int4 encType``
@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from idnode.errors import InvalidValue, ProtocolViolation
-from idnode.protocol.auth import java_pbkdf2_hmac_sha1
+from idnode.protocol.auth import PrivateKey, PublicKey, java_pbkdf2_hmac_sha1
 from idnode.protocol.types import register
 from idnode.protocol.wire import Reader, Writer
 
@@ -68,9 +68,6 @@ _PARAMS: Final[dict[str, tuple[str, ...]]] = {
     DH_PUB_KEY: ("y", "p", "g"),
 }
 
-PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey
-PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey
-
 
 def java_bigint_bytes(n: int) -> bytes:
     """``BigInteger.toByteArray()`` of a non-negative integer: minimal two's complement."""
@@ -92,6 +89,10 @@ class PublicKeyData:
     trailing: bytes = b""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.params, tuple) or not all(isinstance(p, bytes) for p in self.params):
+            raise TypeError("PublicKeyData.params must be a tuple of bytes")
+        if not isinstance(self.trailing, bytes):
+            raise TypeError("PublicKeyData.trailing must be bytes")
         if not 0 <= self.flags <= 0xFFFF:
             raise ProtocolViolation(f"HS_PUBKEY flags out of range: {self.flags}")
         expected = len(_PARAMS.get(self.key_type, ()))
@@ -190,6 +191,8 @@ def private_key_from_bytes(data: bytes) -> PrivateKey:
     :class:`ProtocolViolation` if malformed, :class:`InvalidValue` if unsupported or invalid."""
     r = Reader(data)
     name = r.utf8("private key type")
+    if name == _RSA_PRIV_KEY:
+        raise InvalidValue("RSA_PRIV_KEY keys (no CRT parameters) are not supported")
     count = {_DSA_PRIV_KEY: 4, _RSA_PRIVCRT_KEY: 8}.get(name)
     if count is None:
         raise InvalidValue(f"unsupported private key type {name!r}")
@@ -228,11 +231,13 @@ def dump_private_key_file(
 
     Without a passphrase: type 1 (unencrypted). With one: type 4, 10000 iterations, 128-bit
     key, as Java's ``KeyGenerator`` writes it; ``salt`` and ``iv`` default to 16 bytes each
-    from ``os.urandom``.
+    from ``os.urandom``. Raises ``ValueError`` for an empty passphrase.
     """
     plain = private_key_to_bytes(key)
     if passphrase is None:
         return Writer().u32(_ENCRYPT_NONE).raw(plain).getvalue()
+    if not passphrase:
+        raise ValueError("empty passphrase")
     salt = os.urandom(16) if salt is None else salt
     iv = os.urandom(16) if iv is None else iv
     padder = block_padding.PKCS7(128).padder()
@@ -254,7 +259,7 @@ def _load_key_file(data: bytes, passphrase: bytes | None) -> PrivateKey:
         raise InvalidValue("private key file needs a passphrase")
     salt, iterations, key_bits = r.byte_array("salt"), r.u32(), r.u32()
     iv, ciphertext = r.byte_array("iv"), r.byte_array("ciphertext")
-    if not salt or not 1 <= iterations <= 10_000_000:
+    if not salt or not 1 <= iterations <= 10_000_000:  # a local file: a generous bound
         raise InvalidValue("unsupported key-file encryption parameters")
     dec = _aes_cipher(passphrase, salt, iterations, key_bits, iv).decryptor()
     try:

@@ -1,13 +1,13 @@
 """HS_SECKEY value data: a secret key for challenge-response authentication (spec §2.5).
 
-The data is the key itself (usually a UTF-8 password). It may be stored "hashed": the lower-case
-hex of SHA-1(password), which clients then use as the key (:meth:`SecretKey.hashed`). The value
-should not be publicly readable (permissions 0x0C). ``repr`` never shows the key.
+The data is the key itself (usually a UTF-8 password). It may be stored "hashed": the
+lower-case hex of SHA-1(password), which clients then use as the key
+(:func:`idnode.protocol.auth.hashed_secret_key`). The value should not be publicly readable
+(permissions 0x0C). ``repr`` never shows the key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Self
@@ -34,11 +34,6 @@ class SecretKey:
     def matches(self, candidate: bytes) -> bool:
         """Constant-time comparison with ``candidate``."""
         return hmac.compare_digest(self.key, candidate)
-
-    @classmethod
-    def hashed(cls, secret: bytes) -> Self:
-        """The "hashed" stored form of ``secret``: lower-case hex of its SHA-1 (spec §2.5)."""
-        return cls(hashlib.sha1(secret, usedforsecurity=False).hexdigest().encode("ascii"))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Self:

@@ -1,0 +1,48 @@
+# idnode: `make run` starts a demo node, `make test` runs every check. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+NODE   := var
+
+.PHONY: run test lint typecheck pytest clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run-deps
+
+$(NODE)/idnode.toml: | $(VENV)/.run-deps
+	$(BIN)/idnode init $(NODE) --prefix 88.118.8 --demo
+
+run: $(VENV)/.run-deps $(NODE)/idnode.toml
+	@echo
+	@echo "In another terminal (source $(BIN)/activate first, or prefix commands with $(BIN)/):"
+	@echo "  idnode resolve 88.118.8/PV-2026-000123"
+	@echo "  idnode resolve 88.118.8/PV-2026-000123 --tcp --json"
+	@echo "  idnode handle create 88.118.8/MY-1 --value 1:URL:https://example.com/my-1 \\"
+	@echo "      --as 301:0.NA/88.118.8 --key-file $(NODE)/admin-key.pem"
+	@echo "  idnode handle delete 88.118.8/MY-1 --as 300:0.NA/88.118.8 --secret-file $(NODE)/admin-secret"
+	@echo
+	$(BIN)/idnode serve --config $(NODE)/idnode.toml
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(VENV)/.test-deps
+	$(BIN)/mypy
+
+pytest: $(VENV)/.test-deps
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
