@@ -19,7 +19,6 @@ import re
 import struct
 
 import pytest
-from tests.vectors_util import Block, all_exchanges, load_exchange
 
 from idnode.protocol.bodies import (
     ChallengeAnswer,
@@ -44,6 +43,7 @@ from idnode.protocol.bodies import (
 from idnode.protocol.framing import Reassembler, StreamDecoder, fragment
 from idnode.protocol.message import Message
 from idnode.protocol.values import HandleValue
+from tests.vectors_util import Block, all_exchanges, load_exchange
 
 from .vectors import load_datagrams, names
 
@@ -226,8 +226,7 @@ RSA_ANSWER_SIGNATURE = bytes.fromhex(
     "035c9a8138e28153ddcd39ddc0e4e8677bfb4b8a297c253f50d04a8831fefe07"
 )
 DSA_ANSWER_SIGNATURE = bytes.fromhex(
-    "302c02142fd724c72431d4bc47522a341b666d4e10f53049021409df40c22fb0"
-    "7d592d0eca32907bc988442e1ac0"
+    "302c02142fd724c72431d4bc47522a341b666d4e10f53049021409df40c22fb07d592d0eca32907bc988442e1ac0"
 )
 
 #: tcp-create-seckey: the 402 nonce, the SHA-256 request digest and the HS_SECKEY answer.
@@ -744,7 +743,7 @@ def _header_and_body(data: bytes) -> bytes:
     return data[20 : 20 + 24 + body_length]
 
 
-# -- tests/vectors ------------------------------------------------------------------------------
+# -- tests/vectors -----------------------------------------------------------------------------
 
 
 def test_every_vector_file_has_an_expected_message() -> None:
@@ -811,7 +810,7 @@ def test_stream_decoder_splits_concatenated_vectors() -> None:
         assert decoder.buffered == 0
 
 
-# -- cross-checks between vectors (spec §0: "Verified") -----------------------------------------
+# -- cross-checks between vectors (spec §0: "Verified") ----------------------------------------
 
 
 def test_challenge_digest_is_sha256_of_the_request_header_and_body() -> None:
@@ -864,7 +863,7 @@ def test_challenge_answer_links_to_the_challenge_session() -> None:
     assert (result.op, result.request_id, result.session_id) == (100, answer.request_id, 0)
 
 
-# -- every recorded message in ../shared/vectors ------------------------------------------------
+# -- every recorded message in ../shared/vectors -----------------------------------------------
 
 _DATAGRAM = re.compile(r"datagram (\d+)/(\d+)")
 
@@ -905,8 +904,8 @@ def test_recorded_message_round_trips(datagrams: list[Block]) -> None:
         reassembler = Reassembler()
         results = [reassembler.feed(p, 0.0) for p in parts]
         assert results[:-1] == [None] * (len(parts) - 1)
+        assert results[-1] is not None
         whole = results[-1]
-        assert whole is not None
         assert fragment(whole) == parts
     decoded = Message.decode(whole)
     assert decoded.encode() == whole

@@ -47,8 +47,8 @@ def parse(text: str, source: str = "<text>") -> list[bytes]:
             raise ValueError(f"{source}:{lineno}: not hex: {line!r}")
         sections[-1].append(digits)
     out = []
-    for i, digits in enumerate(sections):
-        joined = "".join(digits)
+    for i, section in enumerate(sections):
+        joined = "".join(section)
         if len(joined) % 2:
             raise ValueError(f"{source}: section {i} has an odd number of hex digits")
         out.append(bytes.fromhex(joined))

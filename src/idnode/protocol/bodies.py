@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from idnode.errors import ProtocolViolation
 from idnode.protocol.codes import OpCode, ResponseCode
 from idnode.protocol.values import HandleValue, read_values, write_values
-from idnode.protocol.wire import Reader, Writer
+from idnode.protocol.wire import Reader, Writer, check_uint
 
 __all__ = [
     "Body",
@@ -104,6 +104,10 @@ class ResolutionRequest:
     indexes: tuple[int, ...] = ()
     types: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        for i in self.indexes:
+            check_uint(i, 32, "index")
+
     def write(self, w: Writer) -> None:
         w.utf8(self.handle).u32_array(self.indexes).utf8_array(self.types)
 
@@ -135,6 +139,10 @@ class RemoveValuesRequest:
     handle: str
     indexes: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        for i in self.indexes:
+            check_uint(i, 32, "index")
+
     def write(self, w: Writer) -> None:
         w.utf8(self.handle).u32_array(self.indexes)
 
@@ -151,6 +159,9 @@ class ChallengeAnswer:
     identity_handle: str
     identity_index: int
     signed_response: bytes
+
+    def __post_init__(self) -> None:
+        check_uint(self.identity_index, 32, "identity index")
 
     def write(self, w: Writer) -> None:
         w.utf8(self.auth_type).utf8(self.identity_handle).u32(self.identity_index)
@@ -170,6 +181,9 @@ class VerifyChallengeRequest:
     nonce: bytes
     digest: RequestDigest
     signed_response: bytes
+
+    def __post_init__(self) -> None:
+        check_uint(self.index, 32, "identity index")
 
     def write(self, w: Writer) -> None:
         w.utf8(self.handle).u32(self.index).byte_array(self.nonce)
@@ -202,6 +216,18 @@ class SessionSetupRequest:
     key_handle: str = ""
     key_index: int = 0
     padding: bytes = b"\x00\x00"
+
+    def __post_init__(self) -> None:
+        check_uint(self.mode, 16, "key exchange mode")
+        check_uint(self.timeout, 32, "session timeout")
+        check_uint(self.identity_index, 32, "identity index")
+        check_uint(self.key_index, 32, "key index")
+        if self.public_key and self.mode not in (1, 4):
+            raise ProtocolViolation(f"key exchange mode {self.mode} carries no public key")
+        if (self.key_handle or self.key_index) and self.mode != 3:
+            raise ProtocolViolation(f"key exchange mode {self.mode} names no key handle")
+        if len(self.padding) > 4:
+            raise ProtocolViolation("session setup padding longer than 4 bytes")
 
     def write(self, w: Writer) -> None:
         w.u16(self.mode).u32(self.timeout).utf8(self.identity_handle).u32(self.identity_index)
@@ -381,6 +407,11 @@ class SessionSetupResponse:
     data: bytes
     padding: bytes = b"\x00\x00"
 
+    def __post_init__(self) -> None:
+        check_uint(self.mode, 16, "key exchange mode")
+        if len(self.padding) > 4:
+            raise ProtocolViolation("session setup padding longer than 4 bytes")
+
     def write(self, w: Writer) -> None:
         w.u16(self.mode).byte_array(self.data).raw(self.padding)
 
@@ -479,8 +510,8 @@ def response_body_class(op: int, code: int, version: tuple[int, int]) -> BodyCla
         return _SUCCESSES.get(op, RawBody)
     if code == ResponseCode.AUTHENTICATION_NEEDED:
         return ChallengeBody
-    if code == ResponseCode.SERVICE_REFERRAL or (
-        code == ResponseCode.PREFIX_REFERRAL and version >= (2, 5)
-    ):
+    # Major version 5 is how very old clients said 2.0 (spec §1.4).
+    modern = version >= (2, 5) and version[0] != 5
+    if code == ResponseCode.SERVICE_REFERRAL or (code == ResponseCode.PREFIX_REFERRAL and modern):
         return ReferralBody
     return ErrorBody

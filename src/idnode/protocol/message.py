@@ -31,7 +31,7 @@ from idnode.protocol.bodies import (
     response_body_class,
 )
 from idnode.protocol.codes import SUPPORTED_VERSION, OpFlag, ResponseCode
-from idnode.protocol.wire import Reader, Writer
+from idnode.protocol.wire import Reader, Writer, check_uint
 
 __all__ = [
     "ENVELOPE_SIZE",
@@ -100,6 +100,9 @@ class Message:
     (empty = unsigned; see :mod:`idnode.protocol.credential`). ``request_digest`` is the
     RD-prefix of a response body (present exactly when the RD flag is set on a response).
     ``wire`` keeps the header and body as received, for digests and signature checks.
+
+    Construction checks every field's range and that the body fits the opcode and response
+    code (a :class:`RawBody` fits anything: it is how uninterpreted bodies travel).
     """
 
     op: int
@@ -121,6 +124,35 @@ class Message:
     wire: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        for value, bits, what in (
+            (self.op, 32, "opcode"),
+            (self.response_code, 32, "response code"),
+            (self.flags, 32, "op flags"),
+            (self.site_info_serial, 16, "site info serial"),
+            (self.recursion_count, 8, "recursion count"),
+            (self.reserved, 8, "reserved header byte"),
+            (self.expiration, 32, "expiration"),
+            (self.request_id, 32, "request id"),
+            (self.session_id, 32, "session id"),
+            (self.sequence, 32, "sequence number"),
+            (self.version[0], 8, "major version"),
+            (self.version[1], 8, "minor version"),
+            (self.suggested_version[0], 2, "suggested major version"),
+            (self.suggested_version[1], 8, "suggested minor version"),
+        ):
+            check_uint(value, bits, what)
+        if self.envelope_flags & ~0xFC:
+            raise ProtocolViolation(f"envelope flags out of range: {self.envelope_flags:#x}")
+        expected = (
+            request_body_class(self.op)
+            if self.is_request
+            else response_body_class(self.op, self.response_code, self.version)
+        )
+        if not isinstance(self.body, expected | RawBody):
+            raise ProtocolViolation(
+                f"{type(self.body).__name__} is not the body of op {self.op} "
+                f"code {self.response_code}"
+            )
         is_response = self.response_code != ResponseCode.RESERVED
         rd = bool(self.flags & OpFlag.RD)
         if is_response and rd and self.request_digest is None:

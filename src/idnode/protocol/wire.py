@@ -15,10 +15,16 @@ from contextlib import contextmanager
 
 from idnode.errors import ProtocolViolation
 
-__all__ = ["Reader", "Writer"]
+__all__ = ["Reader", "Writer", "check_uint"]
 
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+
+
+def check_uint(value: int, bits: int, what: str) -> None:
+    """Raise ProtocolViolation unless ``value`` fits an unsigned field of ``bits`` bits."""
+    if not 0 <= value < (1 << bits):
+        raise ProtocolViolation(f"{what} out of range: {value}")
 
 
 class Reader:
@@ -27,9 +33,12 @@ class Reader:
     __slots__ = ("_data", "_end", "_pos")
 
     def __init__(self, data: bytes, start: int = 0, end: int | None = None) -> None:
+        end = len(data) if end is None else end
+        if not 0 <= start <= end <= len(data):
+            raise ProtocolViolation(f"window {start}..{end} outside {len(data)} bytes")
         self._data = data
         self._pos = start
-        self._end = len(data) if end is None else end
+        self._end = end
 
     @property
     def pos(self) -> int:
