@@ -49,13 +49,13 @@ def test_packaged_migrations_start_at_one_without_gaps() -> None:
     migrations = load_migrations()
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert migrations[0].name == "0001_init"
-    assert sum("CREATE TABLE" in s for s in migrations[0].statements()) == 3
+    assert sum("CREATE TABLE" in s for s in migrations[0].statements()) == 2
 
 
 def test_init_schema_uses_portable_types(conn: sqlite3.Connection) -> None:
     migrate(conn)
-    assert tables(conn) >= {"handles", "handle_values", "homed_prefixes", "schema_migrations"}
-    for table in ("handles", "handle_values", "homed_prefixes", "schema_migrations"):
+    assert tables(conn) >= {"handles", "homed_prefixes", "schema_migrations"}
+    for table in ("handles", "homed_prefixes", "schema_migrations"):
         declared = {row[2] for row in conn.execute(f"PRAGMA table_info({table})")}
         assert declared <= {"TEXT", "INTEGER", "BIGINT", "BLOB"}, table
 

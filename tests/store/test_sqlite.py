@@ -64,10 +64,10 @@ def test_database_is_in_wal_mode(raw: sqlite3.Connection) -> None:
     ("sql", "params"),
     [
         (backend._HANDLES_IN_RANGE, ("P/", "P0")),
-        (backend._GET_VALUES, ("P/X",)),
-        (backend._GET_INDEXES, ("P/X",)),
-        (backend._HANDLE_EXISTS, ("P/X",)),
-        (backend._DELETE_VALUE, ("P/X", 1)),
+        (backend._GET, ("P/X",)),
+        (backend._SCAN, ("P/X", 10)),
+        (backend._SET_RECORD, (b"", "P/X")),
+        (backend._DELETE, ("P/X",)),
         (backend._IS_HOMED, ("P",)),
     ],
 )
@@ -109,11 +109,10 @@ async def test_close_stops_every_thread(db_path: Path) -> None:
 async def test_undecodable_stored_value_is_a_store_error(
     raw: sqlite3.Connection, db_path: Path
 ) -> None:
-    raw.execute("INSERT INTO handles VALUES ('P/BAD', 'P/bad')")
-    raw.execute("INSERT INTO handle_values VALUES ('P/BAD', 1, 'URL', x'0102')")
+    raw.execute("INSERT INTO handles VALUES ('P/BAD', 'P/bad', x'000000010102')")
     store = await SQLiteStore.open(db_path)
     try:
-        with pytest.raises(StoreError, match="index 1"):
+        with pytest.raises(StoreError, match="does not decode"):
             await store.get_handle("P/bad")
     finally:
         await store.close()

@@ -8,13 +8,25 @@ encoded bytes (:meth:`HandleValue.encode`) as the single source of truth.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from idnode.errors import ProtocolViolation
 from idnode.protocol.codes import Permission
 from idnode.protocol.wire import Reader, Writer
 
-__all__ = ["DEFAULT_PERMISSIONS", "DEFAULT_TTL", "HandleValue", "Reference", "TTLType"]
+__all__ = [
+    "DEFAULT_PERMISSIONS",
+    "DEFAULT_TTL",
+    "HandleValue",
+    "Reference",
+    "TTLType",
+    "decode_record",
+    "encode_record",
+    "read_values",
+    "write_values",
+]
 
 #: Handle.net's default TTL in seconds.
 DEFAULT_TTL = 86400
@@ -134,3 +146,23 @@ def read_values(r: Reader) -> tuple[HandleValue, ...]:
     # The fixed part of a value is 14 bytes plus three int4 lengths/counts.
     n = r.count(26, "value list")
     return tuple(HandleValue.read(r) for _ in range(n))
+
+
+def encode_record(values: Sequence[HandleValue]) -> bytes:
+    """A handle record as stored: ``int4 n`` and the encoded values in index order (the wire
+    form of a value list). ProtocolViolation if two values share an index."""
+    ordered = sorted(values, key=lambda v: v.index)
+    for a, b in itertools.pairwise(ordered):
+        if a.index == b.index:
+            raise ProtocolViolation(f"duplicate value index {a.index}")
+    w = Writer()
+    write_values(w, tuple(ordered))
+    return w.getvalue()
+
+
+def decode_record(data: bytes) -> tuple[HandleValue, ...]:
+    """The values of a record made by :func:`encode_record`."""
+    r = Reader(data)
+    values = read_values(r)
+    r.expect_end("handle record")
+    return values

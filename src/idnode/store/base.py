@@ -49,6 +49,25 @@ class HandleStore(Protocol):
         record is replaced whole; without it an existing handle raises HandleAlreadyExists."""
         ...
 
+    async def create_records(self, records: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Bulk registration, one transaction: create every handle of ``records`` (handle,
+        :func:`~idnode.protocol.values.encode_record` bytes) that does not exist yet and leave
+        existing ones unchanged, so running the same batch twice adds nothing. Returns, per
+        record, whether it was created. A handle may appear once per call (InvalidValue
+        otherwise, nothing changes); the records must be well formed (callers encode them)."""
+        ...
+
+    async def scan(
+        self, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, tuple[HandleValue, ...]]]:
+        """Up to ``limit`` handles with their values, in key order, starting after the handle
+        whose key is ``handle_key(after)`` (from the start when None): dump and replication."""
+        ...
+
+    async def count_handles(self) -> int:
+        """The number of handles stored."""
+        ...
+
     async def delete_handle(self, handle: str) -> None:
         """Delete the handle and all its values; HandleNotFound if absent."""
         ...

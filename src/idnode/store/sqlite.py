@@ -28,41 +28,40 @@ from idnode.errors import (
     HandleError,
     HandleNotFound,
     InvalidValue,
+    ProtocolViolation,
     StoreError,
     ValueAlreadyExists,
     ValuesNotFound,
 )
-from idnode.protocol.values import HandleValue
+from idnode.protocol.values import HandleValue, decode_record, encode_record
 from idnode.store.base import handle_key
 from idnode.store.migrations import migrate
 
 __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
-_Row = tuple[str, int, str, bytes]
 
 _NA = "0.NA/"
 
-_GET_VALUES = (
-    "SELECT v.idx, v.value FROM handles AS h"
-    " LEFT JOIN handle_values AS v ON v.handle_key = h.handle_key"
-    " WHERE h.handle_key = ? ORDER BY v.idx"
+_GET = "SELECT handle, record FROM handles WHERE handle_key = ?"
+_INSERT = "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
+_INSERT_IF_NEW = (
+    "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
+    " ON CONFLICT (handle_key) DO NOTHING"
 )
-_GET_INDEXES = (
-    "SELECT v.idx FROM handles AS h"
-    " LEFT JOIN handle_values AS v ON v.handle_key = h.handle_key"
-    " WHERE h.handle_key = ?"
+_REPLACE = (
+    "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
+    " ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, record = excluded.record"
 )
-_HANDLE_EXISTS = "SELECT 1 FROM handles WHERE handle_key = ?"
-_INSERT_HANDLE = "INSERT INTO handles (handle_key, handle) VALUES (?, ?)"
-_DELETE_HANDLE = "DELETE FROM handles WHERE handle_key = ?"  # values go by ON DELETE CASCADE
-_UPSERT_VALUE = (
-    "INSERT INTO handle_values (handle_key, idx, type, value) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (handle_key, idx) DO UPDATE SET type = excluded.type, value = excluded.value"
-)
-_DELETE_VALUE = "DELETE FROM handle_values WHERE handle_key = ? AND idx = ?"
+_SET_RECORD = "UPDATE handles SET record = ? WHERE handle_key = ?"
+_DELETE = "DELETE FROM handles WHERE handle_key = ?"
 _HANDLES_IN_RANGE = (
-    "SELECT handle FROM handles WHERE handle_key >= ? AND handle_key < ? ORDER BY handle_key"
+    "SELECT coalesce(handle, handle_key) FROM handles"
+    " WHERE handle_key >= ? AND handle_key < ? ORDER BY handle_key"
+)
+_SCAN = (
+    "SELECT coalesce(handle, handle_key), record FROM handles"
+    " WHERE handle_key > ? ORDER BY handle_key LIMIT ?"
 )
 _HOME = (
     "INSERT INTO homed_prefixes (prefix_key, prefix) VALUES (?, ?)"
@@ -93,32 +92,38 @@ def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Co
     return conn
 
 
-def _value_rows(key: str, values: Sequence[HandleValue]) -> list[_Row]:
-    """Rows for ``handle_values``; InvalidValue if two values share an index."""
-    rows: dict[int, _Row] = {}
-    for value in values:
-        if value.index in rows:
-            raise InvalidValue(f"duplicate value index {value.index}")
-        rows[value.index] = (key, value.index, value.type, value.encode())
-    return list(rows.values())
+def _display(key: str, handle: str) -> str | None:
+    """The display column: NULL when the handle is spelled as its key (saves the bytes)."""
+    return None if handle == key else handle
 
 
-def _existing_indexes(conn: sqlite3.Connection, key: str, handle: str) -> set[int]:
-    """The value indexes of the handle; HandleNotFound if it does not exist."""
-    rows = conn.execute(_GET_INDEXES, (key,)).fetchall()
-    if not rows:
-        raise HandleNotFound(f"handle not found: {handle}")
-    return {idx for (idx,) in rows if idx is not None}
-
-
-def _decode(idx: int, blob: bytes) -> HandleValue:
+def _encode(values: Sequence[HandleValue]) -> bytes:
     try:
-        value = HandleValue.decode(blob)
+        return encode_record(values)
+    except ProtocolViolation as exc:
+        raise InvalidValue(str(exc)) from exc
+
+
+def _decode(record: bytes) -> tuple[HandleValue, ...]:
+    try:
+        return decode_record(record)
     except HandleError as exc:
-        raise StoreError(f"stored value at index {idx} does not decode: {exc}") from exc
-    if value.index != idx:
-        raise StoreError(f"stored value at index {idx} encodes index {value.index}")
-    return value
+        raise StoreError(f"stored record does not decode: {exc}") from exc
+
+
+def _current(conn: sqlite3.Connection, key: str, handle: str) -> dict[int, HandleValue]:
+    """The handle's values by index (inside a write transaction); HandleNotFound if absent."""
+    row = conn.execute(_GET, (key,)).fetchone()
+    if row is None:
+        raise HandleNotFound(f"handle not found: {handle}")
+    return {v.index: v for v in _decode(row[1])}
+
+
+def _distinct(values: Sequence[HandleValue]) -> dict[int, HandleValue]:
+    by_index = {v.index: v for v in values}
+    if len(by_index) != len(values):
+        raise InvalidValue("two values share an index")
+    return by_index
 
 
 class SQLiteStore:
@@ -262,11 +267,8 @@ class SQLiteStore:
         key = handle_key(handle)
 
         def query(conn: sqlite3.Connection) -> tuple[HandleValue, ...] | None:
-            # One statement, so existence and values come from one snapshot.
-            rows = conn.execute(_GET_VALUES, (key,)).fetchall()
-            if not rows:
-                return None
-            return tuple(_decode(idx, blob) for idx, blob in rows if idx is not None)
+            row = conn.execute(_GET, (key,)).fetchone()
+            return None if row is None else _decode(row[1])
 
         return await self._read(query)
 
@@ -276,24 +278,55 @@ class SQLiteStore:
         """Create ``handle`` with ``values``; HandleAlreadyExists unless ``overwrite``, which
         replaces the whole record (including the display string)."""
         key = handle_key(handle)
-        rows = _value_rows(key, values)
+        row = (key, _display(key, handle), _encode(values))
 
         def txn(conn: sqlite3.Connection) -> None:
-            if conn.execute(_HANDLE_EXISTS, (key,)).fetchone() is not None:
-                if not overwrite:
-                    raise HandleAlreadyExists(f"handle already exists: {handle}")
-                conn.execute(_DELETE_HANDLE, (key,))
-            conn.execute(_INSERT_HANDLE, (key, handle))
-            conn.executemany(_UPSERT_VALUE, rows)
+            if overwrite:
+                conn.execute(_REPLACE, row)
+            elif conn.execute(_INSERT_IF_NEW, row).rowcount == 0:
+                raise HandleAlreadyExists(f"handle already exists: {handle}")
 
         await self._write(txn)
+
+    async def create_records(self, records: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Bulk registration in one transaction; existing handles are left as they are."""
+        keys = [handle_key(h) for h, _ in records]
+        rows = [(k, _display(k, h), rec) for k, (h, rec) in zip(keys, records, strict=True)]
+        if len({row[0] for row in rows}) != len(rows):
+            raise InvalidValue("a handle appears twice in one batch")
+
+        def txn(conn: sqlite3.Connection) -> list[bool]:
+            execute = conn.execute
+            return [execute(_INSERT_IF_NEW, row).rowcount == 1 for row in rows]
+
+        return await self._write(txn)
+
+    async def scan(
+        self, after: str | None = None, limit: int = 1000
+    ) -> list[tuple[str, tuple[HandleValue, ...]]]:
+        """Up to ``limit`` handles with their values in key order, after ``after``."""
+        start = "" if after is None else handle_key(after)  # "" sorts before every key
+
+        def query(conn: sqlite3.Connection) -> list[tuple[str, tuple[HandleValue, ...]]]:
+            rows = conn.execute(_SCAN, (start, limit)).fetchall()
+            return [(handle, _decode(record)) for handle, record in rows]
+
+        return await self._read(query)
+
+    async def count_handles(self) -> int:
+        """The number of handles stored."""
+
+        def query(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT count(*) FROM handles").fetchone()[0])
+
+        return await self._read(query)
 
     async def delete_handle(self, handle: str) -> None:
         """Delete the handle and all its values; HandleNotFound if absent."""
         key = handle_key(handle)
 
         def txn(conn: sqlite3.Connection) -> None:
-            if conn.execute(_DELETE_HANDLE, (key,)).rowcount == 0:
+            if conn.execute(_DELETE, (key,)).rowcount == 0:
                 raise HandleNotFound(f"handle not found: {handle}")
 
         await self._write(txn)
@@ -304,13 +337,14 @@ class SQLiteStore:
         """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
         present unless ``overwrite`` (then it is replaced). On error nothing changes."""
         key = handle_key(handle)
-        rows = _value_rows(key, values)
+        new = _distinct(values)
 
         def txn(conn: sqlite3.Connection) -> None:
-            taken = _existing_indexes(conn, key, handle) & {row[1] for row in rows}
+            current = _current(conn, key, handle)
+            taken = current.keys() & new.keys()
             if taken and not overwrite:
                 raise ValueAlreadyExists(f"{handle}: indexes {sorted(taken)} already exist")
-            conn.executemany(_UPSERT_VALUE, rows)
+            conn.execute(_SET_RECORD, (_encode(list((current | new).values())), key))
 
         await self._write(txn)
 
@@ -318,13 +352,14 @@ class SQLiteStore:
         """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
         any index is absent. On error nothing changes."""
         key = handle_key(handle)
-        rows = _value_rows(key, values)
+        new = _distinct(values)
 
         def txn(conn: sqlite3.Connection) -> None:
-            missing = {row[1] for row in rows} - _existing_indexes(conn, key, handle)
+            current = _current(conn, key, handle)
+            missing = new.keys() - current.keys()
             if missing:
                 raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
-            conn.executemany(_UPSERT_VALUE, rows)
+            conn.execute(_SET_RECORD, (_encode(list((current | new).values())), key))
 
         await self._write(txn)
 
@@ -335,10 +370,12 @@ class SQLiteStore:
         wanted = set(indexes)
 
         def txn(conn: sqlite3.Connection) -> None:
-            missing = wanted - _existing_indexes(conn, key, handle)
+            current = _current(conn, key, handle)
+            missing = wanted - current.keys()
             if missing:
                 raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
-            conn.executemany(_DELETE_VALUE, [(key, idx) for idx in wanted])
+            kept = [v for i, v in current.items() if i not in wanted]
+            conn.execute(_SET_RECORD, (_encode(kept), key))
 
         await self._write(txn)
 

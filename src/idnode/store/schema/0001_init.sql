@@ -1,29 +1,25 @@
 -- idnode schema version 1: handle records and the prefixes homed on this node.
 --
--- Portable SQL: SQLite runs this file as it is. The PostgreSQL backend translates BLOB to
--- BYTEA, and should declare the *_key columns COLLATE "C" so that range scans on the primary
--- key compare bytes, as SQLite's default BINARY collation does.
+-- One row per handle: `record` is idnode.protocol.values.encode_record(values), the wire form
+-- of the value list (int4 count, then every value encoded, in index order). It is the single
+-- source of truth, read and written whole; a resolution without filters sends it as it is.
 --
--- *_key columns hold idnode.store.base.handle_key() of the display column next to them
--- (ASCII letters upper-cased), so lookups are case-insensitive while the string as first
--- created is kept for display. Value indexes are unsigned 32-bit integers, hence BIGINT.
--- The schema_migrations table is created by idnode.store.migrations, not by this file.
+-- *_key columns hold idnode.store.base.handle_key() of the handle (ASCII letters
+-- upper-cased), so lookups are case-insensitive; `handle` keeps the spelling as first created
+-- when it differs from the key (NULL otherwise, to save the bytes).
+--
+-- Portable SQL: SQLite runs this file as it is (WITHOUT ROWID stores each row once, in the
+-- primary-key b-tree). For PostgreSQL, idnode.store.migrations drops WITHOUT ROWID, turns BLOB
+-- into BYTEA and declares *_key columns COLLATE "C", so that range scans compare bytes as
+-- SQLite's BINARY collation does. The schema_migrations table is created by that module.
 
 CREATE TABLE handles (
     handle_key TEXT NOT NULL PRIMARY KEY,
-    handle TEXT NOT NULL
-);
-
-CREATE TABLE handle_values (
-    handle_key TEXT NOT NULL REFERENCES handles (handle_key) ON DELETE CASCADE,
-    idx BIGINT NOT NULL,
-    type TEXT NOT NULL,
-    -- HandleValue.encode(): the single source of truth; idx and type are copies for queries.
-    value BLOB NOT NULL,
-    PRIMARY KEY (handle_key, idx)
-);
+    handle TEXT,
+    record BLOB NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE homed_prefixes (
     prefix_key TEXT NOT NULL PRIMARY KEY,
     prefix TEXT NOT NULL
-);
+) WITHOUT ROWID;

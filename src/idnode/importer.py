@@ -1,0 +1,428 @@
+"""Bulk registration from CSV or JSON Lines files (``idnode import``).
+
+Input, one record per line:
+
+* **CSV** with a header row. One column names the identifier: ``handle`` (the whole handle)
+  or ``suffix`` (then a prefix is given as an option). Every other column is a value,
+  named ``INDEX:TYPE`` or ``INDEX:TYPE:PERMS`` (``PERMS`` as in the REST API: four binary
+  digits, admin read, admin write, public read, public write; default ``1110``); the cell is
+  the value's data as UTF-8 text, and an empty cell means no value.
+* **JSONL**: ``{"handle": "...", "values": [...]}`` (or ``"suffix"``), each value as the REST
+  API writes it (``index``, ``type``, ``data`` as a bare string or ``{"format", "value"}``,
+  optional ``ttl`` and ``permissions``).
+
+A record without an HS_ADMIN value gets one at index 100 naming the ``admin`` identity.
+
+Rows are registered in batches, one transaction each (:meth:`HandleStore.create_records`).
+Existing handles are left unchanged and counted as such, so an import is idempotent. A bad
+row does not stop the others: it goes to the error report (JSON Lines: ``line``, ``handle``,
+``error``). After every committed batch a checkpoint (the byte offset reached, the counts and
+the error report's length) is written atomically; an import started again on the same file
+resumes from it, and re-running the batch that was in flight adds nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import json
+import os
+import struct
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from idnode.errors import HandleError, ProtocolViolation
+from idnode.protocol import types as value_types
+from idnode.protocol.codes import Permission
+from idnode.protocol.types.hs_admin import AdminRecord
+from idnode.protocol.values import DEFAULT_PERMISSIONS, DEFAULT_TTL
+from idnode.server.authz import Identity
+from idnode.store.base import HandleStore, handle_key
+
+__all__ = ["ImportOptions", "ImportSummary", "RecordEncoder", "run_import"]
+
+#: Handle length limit (spec §1.1).
+MAX_HANDLE_BYTES = 2048
+#: All HS_ADMIN bits except ADD_NA/DELETE_NA.
+_HANDLE_ADMIN_PERMISSIONS = 0x0FF3
+_HEAD = struct.Struct(">IIBIBI")
+_NO_REFERENCES = b"\x00\x00\x00\x00"
+
+
+class RowError(Exception):
+    """A row that cannot be registered; the message goes to the error report."""
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A value column: the fixed bytes before the data are computed once."""
+
+    index: int
+    type: str
+    head: bytes
+    typed: bool  # whether the type has a codec that must accept the data
+
+    def encode(self, data: bytes) -> bytes:
+        if self.typed:
+            try:
+                value_types.parse(self.type, data)
+            except ProtocolViolation as exc:
+                raise RowError(f"{self.index}:{self.type}: {exc}") from exc
+        return b"".join((self.head, len(data).to_bytes(4, "big"), data, _NO_REFERENCES))
+
+
+class RecordEncoder:
+    """Encodes records in the stored form (:func:`~idnode.protocol.values.encode_record`)
+    without building HandleValue objects: the bytes of each column up to its data are made
+    once. ``timestamp`` is the time written into every value."""
+
+    def __init__(self, timestamp: int, admin: Identity | None) -> None:
+        self.timestamp = timestamp
+        self.admin: bytes | None = None
+        """The encoded default HS_ADMIN value, if there is an admin identity."""
+        if admin is not None:
+            data = AdminRecord(_HANDLE_ADMIN_PERMISSIONS, admin.handle, admin.index).to_bytes()
+            self.admin = self.column(100, "HS_ADMIN").encode(data)
+
+    def column(
+        self, index: int, vtype: str, permissions: int = DEFAULT_PERMISSIONS, ttl: int = DEFAULT_TTL
+    ) -> _Column:
+        type_bytes = vtype.encode("utf-8")
+        head = _HEAD.pack(index, self.timestamp, 0, ttl, permissions, len(type_bytes))
+        codec = value_types.codec_for(vtype)
+        typed = codec is not None and vtype.split(".")[0].upper() not in _TEXT_TYPES
+        return _Column(index, vtype, head + type_bytes, typed)
+
+    def record(self, values: list[tuple[_Column, bytes]]) -> bytes:
+        """``int4 n`` + encoded values in index order; the admin value is added if absent."""
+        values.sort(key=lambda cv: cv[0].index)
+        encoded = [column.encode(data) for column, data in values]
+        indexes = [column.index for column, _ in values]
+        if len(set(indexes)) != len(indexes):
+            raise RowError("two values share an index")
+        has_admin = any(c.type.upper() == "HS_ADMIN" for c, _ in values)
+        if self.admin is not None and not has_admin:
+            if 100 in indexes:
+                raise RowError("index 100 is taken and no HS_ADMIN is given")
+            at = sum(1 for i in indexes if i < 100)
+            encoded.insert(at, self.admin)
+        return len(encoded).to_bytes(4, "big") + b"".join(encoded)
+
+
+_TEXT_TYPES = {"URL", "EMAIL", "HS_ALIAS", "HS_SERV"}
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    prefix: str | None = None
+    """Prefix for rows that give a ``suffix`` instead of a ``handle``."""
+    admin: Identity | None = None
+    """HS_ADMIN (index 100) for records that have none; None: records must bring their own."""
+    batch_size: int = 5000
+    """Rows per transaction."""
+    homed: frozenset[str] = frozenset()
+    """Keys of the prefixes homed on the node; rows under other prefixes are refused."""
+
+
+@dataclass
+class ImportSummary:
+    rows: int = 0
+    created: int = 0
+    existing: int = 0
+    failed: int = 0
+    offset: int = 0
+    """Bytes of the input file done (committed)."""
+    errors_size: int = 0
+    """Bytes of the error report written for the rows done."""
+    seconds: float = 0.0
+    resumed: bool = False
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+
+class _HandleCheck:
+    """Validates handles: syntax, length, and a prefix homed on the node (cached per prefix)."""
+
+    def __init__(self, homed: frozenset[str]) -> None:
+        self._homed = homed
+        self._ok: set[str] = set()
+
+    def __call__(self, handle: str) -> None:
+        prefix, slash, suffix = handle.partition("/")
+        if not slash or not prefix or not suffix:
+            raise RowError(f"invalid handle {handle!r}: expected <prefix>/<suffix>")
+        if len(handle) > MAX_HANDLE_BYTES // 4 and len(handle.encode()) > MAX_HANDLE_BYTES:
+            raise RowError(f"handle longer than {MAX_HANDLE_BYTES} bytes")
+        if prefix in self._ok:
+            return
+        if self._homed and handle_key(prefix) not in self._homed:
+            raise RowError(f"prefix {prefix} is not homed on this node")
+        self._ok.add(prefix)
+
+
+def _perms(text: str) -> int:
+    if len(text) != 4 or set(text) - {"0", "1"}:
+        raise ValueError(f"permissions must be four binary digits, got {text!r}")
+    bits = (
+        Permission.ADMIN_READ,
+        Permission.ADMIN_WRITE,
+        Permission.PUBLIC_READ,
+        Permission.PUBLIC_WRITE,
+    )
+    return sum(int(b) for c, b in zip(text, bits, strict=True) if c == "1")
+
+
+class _CsvLayout:
+    """The meaning of each CSV column, from the header row."""
+
+    def __init__(self, header: list[str], encoder: RecordEncoder, prefix: str | None) -> None:
+        names = [h.strip() for h in header]
+        lowered = [n.lower() for n in names]
+        if "handle" in lowered:
+            self.name_column, self.use_suffix = lowered.index("handle"), False
+        elif "suffix" in lowered:
+            if not prefix:
+                raise ValueError("the file has a 'suffix' column: give the prefix")
+            self.name_column, self.use_suffix = lowered.index("suffix"), True
+        else:
+            raise ValueError("the header needs a 'handle' or a 'suffix' column")
+        self.prefix = prefix
+        self.columns: list[tuple[int, _Column]] = []
+        for position, name in enumerate(names):
+            if position == self.name_column:
+                continue
+            parts = name.split(":")
+            if len(parts) not in (2, 3) or not parts[0].isdigit() or not parts[1]:
+                raise ValueError(f"column {name!r}: expected INDEX:TYPE or INDEX:TYPE:PERMS")
+            perms = _perms(parts[2]) if len(parts) == 3 else DEFAULT_PERMISSIONS
+            index = int(parts[0])
+            if not 0 < index < 2**32:
+                raise ValueError(f"column {name!r}: index out of range")
+            self.columns.append((position, encoder.column(index, parts[1], perms)))
+        self.width = len(names)
+        self.plan(encoder)
+
+    def name_of(self, cells: list[str]) -> str:
+        """The handle or suffix cell of a row ("" if the row is too short)."""
+        return cells[self.name_column] if self.name_column < len(cells) else ""
+
+    def plan(self, encoder: RecordEncoder) -> None:
+        """Fix the encoding order once: columns by index, the default HS_ADMIN (if the file
+        has no HS_ADMIN column) between the columns below and above index 100."""
+        ordered = sorted(self.columns, key=lambda pc: pc[1].index)
+        indexes = [c.index for _, c in ordered]
+        if len(set(indexes)) != len(indexes):
+            raise ValueError("two columns share an index")
+        self.admin = b""
+        if not any(c.type.upper() == "HS_ADMIN" for _, c in ordered):
+            if encoder.admin is None:
+                raise ValueError("no HS_ADMIN column and no admin identity to add one")
+            if 100 in indexes:
+                raise ValueError("column index 100 is taken and there is no HS_ADMIN column")
+            self.admin = encoder.admin
+        self.low = [pc for pc in ordered if pc[1].index < 100]
+        self.high = [pc for pc in ordered if pc[1].index >= 100]
+
+    def parse(self, cells: list[str], check: Callable[[str], None]) -> tuple[str, bytes]:
+        if len(cells) != self.width:
+            raise RowError(f"expected {self.width} cells, got {len(cells)}")
+        name = cells[self.name_column].strip()
+        handle = f"{self.prefix}/{name}" if self.use_suffix else name
+        check(handle)
+        encoded = [col.encode(cells[pos].encode("utf-8")) for pos, col in self.low if cells[pos]]
+        if self.admin:
+            encoded.append(self.admin)
+        encoded += [col.encode(cells[pos].encode("utf-8")) for pos, col in self.high if cells[pos]]
+        return handle, len(encoded).to_bytes(4, "big") + b"".join(encoded)
+
+
+def _jsonl_record(
+    obj: Any, encoder: RecordEncoder, options: ImportOptions, check: Callable[[str], None]
+) -> tuple[str, bytes]:
+    from idnode.jsonvalues import value_from_json
+
+    if not isinstance(obj, dict):
+        raise RowError("each line must be a JSON object")
+    if "handle" in obj:
+        handle = obj["handle"]
+    elif "suffix" in obj and options.prefix:
+        handle = f"{options.prefix}/{obj['suffix']}"
+    else:
+        raise RowError("needs 'handle' (or 'suffix' with a prefix option)")
+    if not isinstance(handle, str):
+        raise RowError("'handle' must be a string")
+    check(handle)
+    raw_values = obj.get("values", [])
+    if not isinstance(raw_values, list):
+        raise RowError("'values' must be a list")
+    pairs = []
+    for item in raw_values:
+        try:
+            value = value_from_json(item)
+        except (HandleError, ValueError, TypeError, KeyError) as exc:
+            raise RowError(f"bad value {item!r:.80}: {exc}") from exc
+        column = encoder.column(value.index, value.type, value.permissions, value.ttl)
+        pairs.append((column, value.data))
+    return handle, encoder.record(pairs)
+
+
+# -- files and checkpoints -------------------------------------------------------------------
+
+
+def _fingerprint(path: Path) -> str:
+    with path.open("rb") as f:
+        head = f.read(65536)
+    return f"{path.stat().st_size}:{hashlib.sha256(head).hexdigest()}"
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _lines(f: BinaryIO, offset: int) -> Iterator[tuple[int, bytes]]:
+    """(offset after the line, line) from ``offset`` on."""
+    f.seek(offset)
+    for line in f:
+        offset += len(line)
+        yield offset, line
+
+
+@dataclass
+class _Batch:
+    records: list[tuple[str, bytes]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    end_offset: int = 0
+
+
+async def run_import(
+    store: HandleStore,
+    path: Path,
+    options: ImportOptions,
+    *,
+    fmt: str | None = None,
+    errors_path: Path | None = None,
+    checkpoint_path: Path | None = None,
+    progress: Callable[[ImportSummary, int], None] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> ImportSummary:
+    """Import ``path`` into ``store``; returns the counts. ``progress(summary, total_bytes)``
+    is called after every batch. Raises ValueError for an unusable file (bad header)."""
+    fmt = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"unknown format {fmt!r}")
+    errors_path = errors_path or path.with_name(path.name + ".errors.jsonl")
+    checkpoint_path = checkpoint_path or path.with_name(path.name + ".checkpoint.json")
+    fingerprint = _fingerprint(path)
+    total_bytes = path.stat().st_size
+    started = clock()
+    encoder = RecordEncoder(int(started), options.admin)
+    check = _HandleCheck(options.homed)
+    summary = ImportSummary()
+    line_no = 0
+    if checkpoint_path.exists():
+        saved = json.loads(checkpoint_path.read_text(encoding="utf-8"))
+        if saved.get("fingerprint") == fingerprint:
+            line_no = saved["line"]
+            for key in ("rows", "created", "existing", "failed", "offset", "errors_size"):
+                setattr(summary, key, saved[key])
+            summary.resumed = True
+
+    with path.open("rb") as f, errors_path.open("ab") as errors:
+        errors.truncate(summary.errors_size)
+        errors.seek(summary.errors_size)
+        layout: _CsvLayout | None = None
+        start = summary.offset
+        if fmt == "csv":
+            f.seek(0)
+            header_line = f.readline()
+            header = next(csv.reader([header_line.decode("utf-8-sig")]), [])
+            layout = _CsvLayout(header, encoder, options.prefix)
+            if start == 0:
+                start, line_no = len(header_line), 1
+        batch = _Batch(end_offset=start)
+        pending: asyncio.Future[None] | None = None
+        for end, raw in _lines(f, start):
+            line_no += 1
+            batch.end_offset = end
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if text.strip():
+                name = ""
+                try:
+                    if layout is not None:
+                        cells = next(csv.reader([text]))
+                        name = layout.name_of(cells)
+                        record = layout.parse(cells, check)
+                    else:
+                        record = _jsonl_record(json.loads(text), encoder, options, check)
+                    batch.records.append(record)
+                    batch.lines.append(line_no)
+                except (RowError, ValueError) as exc:
+                    batch.errors.append(_error_line(line_no, name, str(exc)))
+            if len(batch.records) + len(batch.errors) >= options.batch_size:
+                # Parse the next batch while this one is written (the store works in its own
+                # thread); batches still commit, and checkpoint, strictly in order.
+                if pending is not None:
+                    await pending
+                    if progress is not None:
+                        progress(summary, total_bytes)
+                pending = asyncio.ensure_future(
+                    _commit(store, batch, summary, errors, checkpoint_path, fingerprint, line_no)
+                )
+                batch = _Batch(end_offset=batch.end_offset)
+        if pending is not None:
+            await pending
+        await _commit(store, batch, summary, errors, checkpoint_path, fingerprint, line_no)
+    checkpoint_path.unlink(missing_ok=True)
+    summary.seconds = clock() - started
+    if progress is not None:
+        progress(summary, total_bytes)
+    return summary
+
+
+def _error_line(line: int, handle: str, error: str) -> str:
+    return json.dumps({"line": line, "handle": handle, "error": error}, ensure_ascii=False)
+
+
+async def _commit(
+    store: HandleStore,
+    batch: _Batch,
+    summary: ImportSummary,
+    errors: BinaryIO,
+    checkpoint_path: Path,
+    fingerprint: str,
+    line_no: int,
+) -> None:
+    parsed_errors = len(batch.errors)
+    seen: dict[str, int] = {}
+    unique: list[tuple[str, bytes]] = []
+    for (handle, record), line in zip(batch.records, batch.lines, strict=True):
+        key = handle_key(handle)
+        if key in seen:
+            batch.errors.append(_error_line(line, handle, f"duplicate of line {seen[key]}"))
+            continue
+        seen[key] = line
+        unique.append((handle, record))
+    created = await store.create_records(unique) if unique else []
+    summary.rows += len(batch.records) + parsed_errors
+    summary.created += sum(created)
+    summary.existing += len(created) - sum(created)
+    summary.failed += len(batch.errors)
+    for entry in batch.errors:
+        errors.write(entry.encode("utf-8") + b"\n")
+    errors.flush()
+    os.fsync(errors.fileno())
+    summary.offset = batch.end_offset
+    summary.errors_size = errors.tell()
+    state = asdict(summary) | {"fingerprint": fingerprint, "line": line_no}
+    _write_atomically(checkpoint_path, json.dumps(state))
