@@ -264,6 +264,8 @@ class HandleClient:
                 writer.write(message.encode())
                 await writer.drain()
                 return await _read_reply(reader, message.request_id)
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionError("the server closed the connection without answering") from exc
             finally:
                 writer.close()
                 with contextlib.suppress(ConnectionError):

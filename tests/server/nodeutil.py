@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import socket
 import threading
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from idnode.bootstrap import HANDLE_ADMIN_PERMISSIONS, init_node
@@ -107,6 +109,8 @@ class RunningNode:
     admin_secret: bytes
     admin_key: PrivateKey
     server_key: PrivateKey
+    #: ERROR records logged by ``idnode`` while the node ran: internal errors (bugs).
+    internal_errors: list[logging.LogRecord] = dataclasses.field(default_factory=list)
 
     @property
     def config_path(self) -> Path:
@@ -159,6 +163,32 @@ class RunningNode:
 
     def homed_prefixes(self) -> list[str]:
         return self.call(self.node.store.homed_prefixes())
+
+
+#: Nodes started by :func:`running_node` and not yet stopped.
+LIVE_NODES: list[RunningNode] = []
+
+
+class _ErrorRecorder(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__(logging.ERROR)
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors() -> Iterator[None]:
+    """Fails a test during which a running node logged an internal error (an ERROR record of
+    the ``idnode`` logger: an exception the dispatcher or a transport did not expect).
+    Import it into a test module or conftest to make it apply there."""
+    before = {id(n): len(n.internal_errors) for n in LIVE_NODES}
+    yield
+    for n in LIVE_NODES:
+        new = n.internal_errors[before.get(id(n), 0) :]
+        messages = [f"{r.name}: {r.getMessage()}" for r in new]
+        assert not new, f"the node logged internal errors: {messages}"
 
 
 def create_node_dir(directory: Path) -> None:
@@ -215,22 +245,28 @@ def running_node(
         raise RuntimeError("the node failed to start") from box["error"]
     node: Node = box["node"]
     loop: asyncio.AbstractEventLoop = box["loop"]
+    running = RunningNode(
+        directory=directory,
+        config=config,
+        node=node,
+        loop=loop,
+        host=HOST,
+        port=node.port,
+        admin_secret=(directory / "admin-secret").read_bytes().rstrip(b"\r\n"),
+        admin_key=load_private_key((directory / "admin-key.pem").read_bytes()),
+        server_key=load_private_key((directory / "server-key.pem").read_bytes()),
+    )
+    recorder = _ErrorRecorder(running.internal_errors)
+    logging.getLogger("idnode").addHandler(recorder)
+    LIVE_NODES.append(running)
     try:
-        yield RunningNode(
-            directory=directory,
-            config=config,
-            node=node,
-            loop=loop,
-            host=HOST,
-            port=node.port,
-            admin_secret=(directory / "admin-secret").read_bytes().rstrip(b"\r\n"),
-            admin_key=load_private_key((directory / "admin-key.pem").read_bytes()),
-            server_key=load_private_key((directory / "server-key.pem").read_bytes()),
-        )
+        yield running
     finally:
+        LIVE_NODES.remove(running)
         stop: asyncio.Event = box["stop"]
         loop.call_soon_threadsafe(stop.set)
         thread.join(30)
+        logging.getLogger("idnode").removeHandler(recorder)
         if thread.is_alive():
             raise RuntimeError("the node thread did not stop within 30 s")
         if "error" in box:

@@ -149,11 +149,13 @@ class Dispatcher:
 
     async def dispatch(self, request: Message) -> Message:
         """Answer one request. Never raises."""
-        return self._certify(request, await self._dispatch(request))
+        return self._certify(await self._dispatch(request))
 
-    def _certify(self, request: Message, response: Message) -> Message:
-        """Sign the response with the server key when the request set CT (spec §3.3)."""
-        if self._server_key is None or not request.has(OpFlag.CT):
+    def _certify(self, response: Message) -> Message:
+        """Sign the response with the server key when its request set CT (spec §3.3). The
+        response echoes the CT flag of the request it answers, which after a challenge is the
+        original request, not the answer."""
+        if self._server_key is None or not response.has(OpFlag.CT):
             return response
         credential = auth.sign_message(
             self._server_key,
@@ -436,7 +438,12 @@ class Dispatcher:
         assert isinstance(body, HandleRequest)
         await self._require_responsible(body.handle)
         record = await self._record(body.handle)
-        await self.authorizer.require(identity, record, AdminPermission.DELETE_HANDLE)
+        if handle_key(prefix_of(body.handle)) == "0.NA":
+            # A prefix handle: DELETE_NA, granted on it or on its parent (as ADD_NA is).
+            admins = record + await self._prefix_admins(body.handle)
+            await self.authorizer.require(identity, admins, AdminPermission.DELETE_NA)
+        else:
+            await self.authorizer.require(identity, record, AdminPermission.DELETE_HANDLE)
         await self.store.delete_handle(body.handle)
         return EmptyBody()
 
@@ -515,6 +522,15 @@ class Dispatcher:
 
     async def _list_derived(self, request: Message, identity: Identity | None) -> Body:
         assert identity is not None
+        body = request.body
+        assert isinstance(body, HandleRequest)
+        if body.handle in ("", "/"):
+            # Blank handle: the reference's OC_LIST_HOMED_NAS proper, every prefix homed
+            # here as 0.NA/<prefix>, for server administrators (REST GET /api/prefixes).
+            if not await self.authorizer.is_server_admin(identity):
+                raise InvalidAdmin(f"{identity} is not a server administrator")
+            homed = await self.store.homed_prefixes()
+            return HandleListBody(tuple(f"0.NA/{p}" for p in homed))
         prefix = await self._prefix_request(request, identity)
         return HandleListBody(tuple(await self.store.list_derived_prefixes(prefix)))
 
