@@ -36,10 +36,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from idnode.errors import HandleError, ProtocolViolation
+from idnode.jsonvalues import value_from_json
 from idnode.protocol import types as value_types
 from idnode.protocol.codes import Permission
 from idnode.protocol.types.hs_admin import AdminRecord
-from idnode.protocol.values import DEFAULT_PERMISSIONS, DEFAULT_TTL
+from idnode.protocol.values import DEFAULT_PERMISSIONS, DEFAULT_TTL, HandleValue, encode_record
 from idnode.server.authz import Identity
 from idnode.store.base import HandleStore, handle_key
 
@@ -82,11 +83,14 @@ class RecordEncoder:
 
     def __init__(self, timestamp: int, admin: Identity | None) -> None:
         self.timestamp = timestamp
+        self.admin_value: HandleValue | None = None
+        """The default HS_ADMIN value, if there is an admin identity."""
         self.admin: bytes | None = None
-        """The encoded default HS_ADMIN value, if there is an admin identity."""
+        """The same, encoded."""
         if admin is not None:
             data = AdminRecord(_HANDLE_ADMIN_PERMISSIONS, admin.handle, admin.index).to_bytes()
-            self.admin = self.column(100, "HS_ADMIN").encode(data)
+            self.admin_value = HandleValue(100, "HS_ADMIN", data, timestamp=timestamp)
+            self.admin = self.admin_value.encode()
 
     def column(
         self, index: int, vtype: str, permissions: int = DEFAULT_PERMISSIONS, ttl: int = DEFAULT_TTL
@@ -97,20 +101,17 @@ class RecordEncoder:
         typed = codec is not None and vtype.split(".")[0].upper() not in _TEXT_TYPES
         return _Column(index, vtype, head + type_bytes, typed)
 
-    def record(self, values: list[tuple[_Column, bytes]]) -> bytes:
-        """``int4 n`` + encoded values in index order; the admin value is added if absent."""
-        values.sort(key=lambda cv: cv[0].index)
-        encoded = [column.encode(data) for column, data in values]
-        indexes = [column.index for column, _ in values]
-        if len(set(indexes)) != len(indexes):
-            raise RowError("two values share an index")
-        has_admin = any(c.type.upper() == "HS_ADMIN" for c, _ in values)
-        if self.admin is not None and not has_admin:
-            if 100 in indexes:
+    def record(self, values: list[HandleValue]) -> bytes:
+        """The record of ``values`` (timestamps set), with the admin value if none is given."""
+        stamped = [v.with_changes(timestamp=self.timestamp) for v in values]
+        if self.admin_value is not None and not any(v.type.upper() == "HS_ADMIN" for v in values):
+            if any(v.index == 100 for v in values):
                 raise RowError("index 100 is taken and no HS_ADMIN is given")
-            at = sum(1 for i in indexes if i < 100)
-            encoded.insert(at, self.admin)
-        return len(encoded).to_bytes(4, "big") + b"".join(encoded)
+            stamped.append(self.admin_value)
+        try:
+            return encode_record(stamped)
+        except ProtocolViolation as exc:
+            raise RowError(str(exc)) from exc
 
 
 _TEXT_TYPES = {"URL", "EMAIL", "HS_ALIAS", "HS_SERV"}
@@ -212,19 +213,17 @@ class _CsvLayout:
         return cells[self.name_column] if self.name_column < len(cells) else ""
 
     def plan(self, encoder: RecordEncoder) -> None:
-        """Fix the encoding order once: columns by index, the default HS_ADMIN (if the file
-        has no HS_ADMIN column) between the columns below and above index 100."""
+        """Fix the encoding order once: columns by index, and where a row without an HS_ADMIN
+        value gets the default one (index 100)."""
         ordered = sorted(self.columns, key=lambda pc: pc[1].index)
         indexes = [c.index for _, c in ordered]
         if len(set(indexes)) != len(indexes):
             raise ValueError("two columns share an index")
-        self.admin = b""
-        if not any(c.type.upper() == "HS_ADMIN" for _, c in ordered):
-            if encoder.admin is None:
-                raise ValueError("no HS_ADMIN column and no admin identity to add one")
-            if 100 in indexes:
-                raise ValueError("column index 100 is taken and there is no HS_ADMIN column")
-            self.admin = encoder.admin
+        self.admin_positions = [p for p, c in ordered if c.type.upper() == "HS_ADMIN"]
+        if not self.admin_positions and encoder.admin is None:
+            raise ValueError("no HS_ADMIN column and no admin identity to add one")
+        self.default_admin = encoder.admin
+        self.position_100 = next((p for p, c in ordered if c.index == 100), None)
         self.low = [pc for pc in ordered if pc[1].index < 100]
         self.high = [pc for pc in ordered if pc[1].index >= 100]
 
@@ -235,8 +234,12 @@ class _CsvLayout:
         handle = f"{self.prefix}/{name}" if self.use_suffix else name
         check(handle)
         encoded = [col.encode(cells[pos].encode("utf-8")) for pos, col in self.low if cells[pos]]
-        if self.admin:
-            encoded.append(self.admin)
+        if not any(cells[p] for p in self.admin_positions):
+            if self.default_admin is None:
+                raise RowError("no HS_ADMIN value")
+            if self.position_100 is not None and cells[self.position_100]:
+                raise RowError("index 100 is taken and the row has no HS_ADMIN value")
+            encoded.append(self.default_admin)
         encoded += [col.encode(cells[pos].encode("utf-8")) for pos, col in self.high if cells[pos]]
         return handle, len(encoded).to_bytes(4, "big") + b"".join(encoded)
 
@@ -244,8 +247,6 @@ class _CsvLayout:
 def _jsonl_record(
     obj: Any, encoder: RecordEncoder, options: ImportOptions, check: Callable[[str], None]
 ) -> tuple[str, bytes]:
-    from idnode.jsonvalues import value_from_json
-
     if not isinstance(obj, dict):
         raise RowError("each line must be a JSON object")
     if "handle" in obj:
@@ -260,15 +261,13 @@ def _jsonl_record(
     raw_values = obj.get("values", [])
     if not isinstance(raw_values, list):
         raise RowError("'values' must be a list")
-    pairs = []
+    values = []
     for item in raw_values:
         try:
-            value = value_from_json(item)
-        except (HandleError, ValueError, TypeError, KeyError) as exc:
-            raise RowError(f"bad value {item!r:.80}: {exc}") from exc
-        column = encoder.column(value.index, value.type, value.permissions, value.ttl)
-        pairs.append((column, value.data))
-    return handle, encoder.record(pairs)
+            values.append(value_from_json(item))
+        except (HandleError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise RowError(f"bad value {str(item)[:80]}: {exc}") from exc
+    return handle, encoder.record(values)
 
 
 # -- files and checkpoints -------------------------------------------------------------------
