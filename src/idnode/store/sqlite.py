@@ -296,8 +296,14 @@ class SQLiteStore:
             raise InvalidValue("a handle appears twice in one batch")
 
         def txn(conn: sqlite3.Connection) -> list[bool]:
-            execute = conn.execute
-            return [execute(_INSERT_IF_NEW, row).rowcount == 1 for row in rows]
+            existing: set[str] = set()
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                sql = f"SELECT handle_key FROM handles WHERE handle_key IN ({marks})"
+                existing.update(key for (key,) in conn.execute(sql, chunk))
+            conn.executemany(_INSERT, [row for row in rows if row[0] not in existing])
+            return [key not in existing for key in keys]
 
         return await self._write(txn)
 
