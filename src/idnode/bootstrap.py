@@ -49,9 +49,9 @@ DEMO_HANDLES: dict[str, list[tuple[int, str, str, int | None]]] = {
         (4, "BATCH", "CELL-LOT-2026-0419", None),
         (5, "INTERNAL.COST", "CNY 612.40", _PRIVATE),
     ],
-    "MD-UDI-06912345678901": [
-        (1, "URL", "https://med.example.com/udi/06912345678901", None),
-        (2, "DESC", "Infusion pump, GTIN 06912345678901, lot 2026A17", None),
+    "MD-UDI-06912345678902": [
+        (1, "URL", "https://med.example.com/udi/06912345678902", None),
+        (2, "DESC", "Infusion pump, GTIN 06912345678902, lot 2026A17", None),
         (3, "EXPIRY", "2029-03-31", None),
     ],
     "PCB-7731-A": [

@@ -147,7 +147,7 @@ def test_home_unhome_round_trip(node: RunningNode, users: Users, who: str) -> No
 
 def test_list_handles_contains_demo_handles(node: RunningNode, users: Users) -> None:
     listed = run(admin_client(node, users).list_handles(PREFIX))
-    for suffix in ("PV-2026-000123", "MD-UDI-06912345678901", "PCB-7731-A"):
+    for suffix in ("PV-2026-000123", "MD-UDI-06912345678902", "PCB-7731-A"):
         assert f"{PREFIX}/{suffix}" in listed
     assert listed == node.list_handles()
 
