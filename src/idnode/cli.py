@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,8 +30,9 @@ from idnode.protocol.types.hs_pubkey import (
     load_private_key,
 )
 from idnode.protocol.values import HandleValue
+from idnode.server.authz import Identity
 from idnode.server.config import NodeConfig, parse_identity
-from idnode.store import is_database_url
+from idnode.store import handle_key, is_database_url
 
 T = TypeVar("T")
 
@@ -43,7 +45,7 @@ def _run(coro: Awaitable[T]) -> T:
     except HandleError as exc:
         code = type(exc).response_code if not hasattr(exc, "code") else exc.code
         raise click.ClickException(f"{exc.message} (response code {int(code)})") from exc
-    except (TimeoutError, ConnectionError, OSError) as exc:
+    except (TimeoutError, ConnectionError, OSError, EOFError) as exc:
         raise click.ClickException(f"cannot reach the server: {exc}") from exc
 
 
@@ -113,8 +115,36 @@ def init(directory: Path, prefix: str, listen: str, port: int, demo: bool) -> No
     default=None,
     help="Override the database: a SQLite file or postgresql:// URL.",
 )
-def serve(config_path: Path, listen: str | None, port: int | None, database: str | None) -> None:
-    """Serve the node over UDP and TCP until interrupted (SIGINT or SIGTERM)."""
+@click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Override the HTTP port (JSON API, native messages over HTTP); 0 = ephemeral.",
+)
+@click.option("--no-http", is_flag=True, help="Serve no HTTP.")
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="PEM certificate: serve HTTPS (with --tls-key).",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="PEM private key of --tls-cert.",
+)
+def serve(
+    config_path: Path,
+    listen: str | None,
+    port: int | None,
+    database: str | None,
+    http_port: int | None,
+    no_http: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+) -> None:
+    """Serve the node over UDP, TCP and HTTP until interrupted (SIGINT or SIGTERM)."""
     from dataclasses import replace
 
     from idnode.server.node import Node
@@ -128,17 +158,35 @@ def serve(config_path: Path, listen: str | None, port: int | None, database: str
         if not is_database_url(database):
             database = str(Path(database).resolve())
         config = replace(config, database=database)
+    if http_port is not None or no_http:
+        config = replace(config, http_port=None if no_http else http_port)
+    if (tls_cert is None) != (tls_key is None):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    if tls_cert is not None and tls_key is not None:
+        config = replace(config, tls_cert=str(tls_cert.resolve()), tls_key=str(tls_key.resolve()))
 
     async def run() -> None:
         node = await Node.open(config)
-        await node.start()
+        try:
+            await node.start()
+        except OSError as exc:
+            await node.close()
+            http = "" if config.http_port is None else f" and HTTP port {config.http_port}"
+            raise click.ClickException(
+                f"cannot serve on {config.listen}:{config.port}{http}: {exc.strerror or exc}"
+            ) from exc
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         prefixes = ", ".join(await node.store.homed_prefixes())
+        http = ""
+        if node.http_port is not None:
+            scheme = "https" if config.tls_cert else "http"
+            http = f", {scheme}://{config.listen}:{node.http_port}/ ({scheme.upper()})"
         click.echo(
-            f"idnode serving {prefixes} on {config.listen}:{node.port} (UDP, TCP); Ctrl-C stops",
+            f"idnode serving {prefixes} on {config.listen}:{node.port} (UDP, TCP){http}; "
+            "Ctrl-C stops",
             err=True,
         )
         await stop.wait()
@@ -438,6 +486,134 @@ def home(
     click.echo(f"{'unhomed' if unhome else 'homed'} {prefix}")
 
 
+# -- bulk import ---------------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Node configuration (its database and administrators).",
+)
+@click.option("--db", "database", default=None, help="Override the database (path or URL).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl"]),
+    default=None,
+    help="Input format (default: from the file name; .jsonl is JSON Lines).",
+)
+@click.option("--prefix", default=None, help="Prefix for rows that give a 'suffix'.")
+@click.option(
+    "--admin",
+    "admin_identity",
+    metavar="INDEX:HANDLE",
+    default=None,
+    help="HS_ADMIN for records without one (default: the first server admin).",
+)
+@click.option("--batch-size", default=5000, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--errors",
+    "errors_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Error report (default: FILE.errors.jsonl).",
+)
+@click.option(
+    "--checkpoint",
+    "checkpoint_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Checkpoint file (default: FILE.checkpoint.json).",
+)
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def import_(
+    file: Path,
+    config_path: Path,
+    database: str | None,
+    fmt: str | None,
+    prefix: str | None,
+    admin_identity: str | None,
+    batch_size: int,
+    errors_path: Path | None,
+    checkpoint_path: Path | None,
+    progress: bool,
+) -> None:
+    """Register the identifiers in FILE (CSV or JSON Lines) directly in the node's database.
+
+    Bad rows go to the error report and do not stop the others; existing identifiers are
+    left unchanged (running an import twice adds nothing); an interrupted import resumes
+    from its checkpoint. The format is described in docs/import.md.
+    """
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from idnode.importer import ImportOptions, ImportSummary, run_import
+    from idnode.store import open_store
+
+    config = NodeConfig.load(config_path)
+    location = database if database is not None else config.database_location
+    admin: Identity | None
+    if admin_identity is not None:
+        admin = parse_identity(admin_identity)
+    else:
+        admin = config.server_admins[0] if config.server_admins else None
+
+    async def run() -> ImportSummary:
+        store = await open_store(location)
+        try:
+            homed = frozenset(handle_key(p) for p in await store.homed_prefixes())
+            options = ImportOptions(prefix=prefix, admin=admin, batch_size=batch_size, homed=homed)
+            with Progress(
+                TextColumn("[bold]import[/bold]"),
+                BarColumn(),
+                TextColumn("{task.fields[rows]:>10,} rows  {task.fields[rate]:>9,.0f}/s"),
+                TimeRemainingColumn(),
+                disable=not progress,
+                transient=False,
+            ) as bar:
+                task = bar.add_task("import", total=file.stat().st_size, rows=0, rate=0.0)
+                began = time.monotonic()
+
+                def report(summary: ImportSummary, total: int) -> None:
+                    elapsed = max(time.monotonic() - began, 1e-9)
+                    bar.update(
+                        task,
+                        completed=summary.offset,
+                        rows=summary.rows,
+                        rate=summary.rows / elapsed,
+                    )
+
+                return await run_import(
+                    store,
+                    file,
+                    options,
+                    fmt=fmt,
+                    errors_path=errors_path,
+                    checkpoint_path=checkpoint_path,
+                    progress=report,
+                )
+        finally:
+            await store.close()
+
+    try:
+        summary = asyncio.run(run())
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    rate = summary.rows / summary.seconds if summary.seconds else 0.0
+    click.echo(
+        f"{summary.rows} rows: {summary.created} created, {summary.existing} already present, "
+        f"{summary.failed} failed ({summary.seconds:.1f} s, {rate:,.0f} rows/s"
+        f"{', resumed' if summary.resumed else ''})"
+    )
+    if summary.failed:
+        report_path = errors_path or file.with_name(file.name + ".errors.jsonl")
+        click.echo(f"errors: {report_path}")
+
+
 # -- keys ------------------------------------------------------------------------------------
 
 
@@ -467,6 +643,93 @@ def keygen(out: Path, key_type: str, bits: int, passphrase: str | None) -> None:
     out.touch(mode=0o600)
     out.write_bytes(pem)
     click.echo(PublicKeyData.from_public_key(key.public_key()).to_bytes().hex())
+
+
+# -- database --------------------------------------------------------------------------------
+
+
+def _db_location(config_path: Path, database: str | None) -> str:
+    """The database named by ``--db``, else the one in the configuration file."""
+    if database is not None:
+        return database if is_database_url(database) else str(Path(database).resolve())
+    if not config_path.is_file():
+        raise click.ClickException(f"no configuration file {config_path}: give --config or --db")
+    try:
+        return NodeConfig.load(config_path).database_location
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read {config_path}: {exc}") from exc
+
+
+def _db_run(work: Awaitable[T]) -> T:
+    async def run() -> T:
+        return await work
+
+    try:
+        return asyncio.run(run())
+    except HandleError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def db_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--config`` and ``--db``, shared by the ``db`` commands."""
+    f = click.option(
+        "--db",
+        "database",
+        default=None,
+        help="The database: a SQLite file or postgresql:// URL (default: the configured one).",
+    )(f)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=DEFAULT_CONFIG,
+        show_default=True,
+        help="Node configuration file naming the database (not read with --db).",
+    )(f)
+
+
+@main.group()
+def db() -> None:
+    """Inspect and migrate the database schema (SQLite or PostgreSQL)."""
+
+
+@db.command("migrate")
+@db_options
+def db_migrate(config_path: Path, database: str | None) -> None:
+    """Apply the pending schema migrations. Safe to run while nodes use the database, and
+    from several places at once (each migration is applied once)."""
+    from idnode.store.migrations import load_migrations, migrate_database
+
+    applied = _db_run(migrate_database(_db_location(config_path, database)))
+    for migration in applied:
+        click.echo(f"applied {migration.name}")
+    latest = load_migrations()[-1].version
+    click.echo(f"schema version {latest}{'' if applied else ' (nothing to do)'}")
+
+
+@db.command("status")
+@db_options
+def db_status(config_path: Path, database: str | None) -> None:
+    """Print the backend, location, schema version, pending migrations, and the number of
+    handles and homed prefixes. Changes nothing."""
+    from idnode.store.migrations import database_status
+
+    status = _db_run(database_status(_db_location(config_path, database)))
+    if status.version > status.latest:
+        version = f"{status.version} (newer than this idnode, which knows up to {status.latest})"
+    else:
+        version = f"{status.version} (latest {status.latest})"
+    pending = ", ".join(m.name for m in status.pending) or "none"
+    rows = [
+        ("backend", status.backend),
+        ("location", status.location),
+        ("schema version", version),
+        ("pending migrations", pending),
+        ("handles", "-" if status.handles is None else str(status.handles)),
+        ("homed prefixes", "-" if status.homed_prefixes is None else str(status.homed_prefixes)),
+    ]
+    for name, value in rows:
+        click.echo(f"{name:<20}{value}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,15 @@
 """Fixtures for the storage tests, and a tiny runner for ``async def`` tests.
 
-``store`` is parametrized by backend: to add one, append its name to ``BACKENDS`` and a
-branch to ``open_store`` that opens a fresh, empty store of that kind (opening it again in the
-same test must give the same data, for the reopen tests).
+``store`` is parametrized by backend: to add one, append its name to ``BACKENDS``, a branch
+to ``store_location`` naming a fresh, empty database of that kind, and one to ``open_store``
+that opens it (opening it again in the same test must give the same data, for the reopen
+tests).
+
+PostgreSQL: ``pg_server`` starts one throwaway server for the session (initdb + pg_ctl in a
+temp dir, see :mod:`tests.pgserver`); it fails, never skips, when PostgreSQL is not installed.
+The store tests share one migrated database, emptied (TRUNCATE) before each test, which is
+much faster than a database per test; ``pg_fresh_url`` makes a new, empty (unmigrated)
+database for tests that need one.
 
 The project does not use pytest-asyncio: :func:`pytest_pyfunc_call` below runs an
 ``async def test_...`` to completion on the test's ``runner`` fixture (the event loop the
@@ -13,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, cast
@@ -20,9 +28,24 @@ from typing import Any, cast
 import pytest
 
 from idnode.store.base import HandleStore
+from idnode.store.migrations import migrate_database
+from idnode.store.postgres import PostgresStore
 from idnode.store.sqlite import SQLiteStore
+from tests.pgserver import PostgresNotInstalled, PostgresServer
 
-BACKENDS = ("sqlite",)
+BACKENDS = ("sqlite", "postgresql")
+
+#: The migrated database the PostgreSQL store tests share.
+PG_STORE_DATABASE = "idnode_store"
+
+# Empties every table but the migration bookkeeping, whatever the migrations created.
+_TRUNCATE_ALL = """SET lock_timeout = '10s';
+DO $$ BEGIN
+  EXECUTE (SELECT 'TRUNCATE ' || string_agg(format('%I', tablename), ', ')
+           FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations');
+END $$"""
+
+_fresh_databases = itertools.count()
 
 #: Opens the test's store; each call opens the same database again.
 StoreOpener = Callable[[], Coroutine[Any, Any, HandleStore]]
@@ -54,13 +77,62 @@ def backend(request: pytest.FixtureRequest) -> str:
     return cast(str, request.param)
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server for the whole session, stopped and deleted at the end."""
+    try:
+        server = PostgresServer.start()
+    except PostgresNotInstalled as exc:
+        pytest.fail(str(exc), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_store_database(pg_server: PostgresServer) -> str:
+    """The URL of the migrated database the store tests share."""
+    pg_server.psql(f"CREATE DATABASE {PG_STORE_DATABASE}")
+    url = pg_server.url(PG_STORE_DATABASE)
+    asyncio.run(migrate_database(url))
+    return url
+
+
 @pytest.fixture
-def open_store(backend: str, tmp_path: Path) -> StoreOpener:
-    """Opens this test's store (a real database file for SQLite). The caller closes it."""
+def pg_url(pg_server: PostgresServer, pg_store_database: str) -> str:
+    """The URL of the shared store database, emptied for this test."""
+    pg_server.psql(_TRUNCATE_ALL, PG_STORE_DATABASE)
+    return pg_store_database
+
+
+@pytest.fixture
+def pg_fresh_url(pg_server: PostgresServer) -> str:
+    """The URL of a new, empty database (no schema) of its own for this test."""
+    name = f"idnode_fresh_{next(_fresh_databases)}"
+    pg_server.psql(f"CREATE DATABASE {name}")
+    return pg_server.url(name)
+
+
+@pytest.fixture
+def store_location(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Where this test's store lives: a SQLite file path or a PostgreSQL URL, empty."""
+    if backend == "sqlite":
+        return str(tmp_path / "store.db")
+    if backend == "postgresql":
+        return cast(str, request.getfixturevalue("pg_url"))  # starts PostgreSQL only if used
+    raise AssertionError(f"unknown backend {backend!r}")
+
+
+@pytest.fixture
+def open_store(backend: str, store_location: str) -> StoreOpener:
+    """Opens this test's store (a real database). The caller closes it."""
 
     async def opener() -> HandleStore:
         if backend == "sqlite":
-            return await SQLiteStore.open(tmp_path / "store.db")
+            return await SQLiteStore.open(store_location)
+        if backend == "postgresql":
+            return await PostgresStore.open(store_location)
         raise AssertionError(f"unknown backend {backend!r}")
 
     return opener

@@ -1,8 +1,9 @@
 """Child process of test_durability: create handles in a loop, acknowledging each on stdout.
 
-Usage: ``python durability_writer.py DB_PATH COUNT``. Creates ``DUR/0`` .. ``DUR/<COUNT-1>``
-with :func:`values_for` and prints each handle on its own line once ``create_handle`` has
-returned (the write is acknowledged, so it must survive ``kill -9``).
+Usage: ``python durability_writer.py DATABASE COUNT``, DATABASE being a SQLite file path or a
+``postgresql://`` URL (as for :func:`idnode.store.open_store`). Creates ``DUR/0`` ..
+``DUR/<COUNT-1>`` with :func:`values_for` and prints each handle on its own line once
+``create_handle`` has returned (the write is acknowledged, so it must survive ``kill -9``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import sys
 
 from idnode.protocol.values import HandleValue, Reference
-from idnode.store.sqlite import SQLiteStore
+from idnode.store import open_store
 
 
 def values_for(n: int) -> list[HandleValue]:
@@ -22,8 +23,8 @@ def values_for(n: int) -> list[HandleValue]:
     ]
 
 
-async def main(path: str, count: int) -> None:
-    store = await SQLiteStore.open(path)
+async def main(database: str, count: int) -> None:
+    store = await open_store(database)
     try:
         for n in range(count):
             handle = f"DUR/{n}"

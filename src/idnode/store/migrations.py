@@ -5,34 +5,57 @@ four digits; ``name`` = lower-case letters, digits and ``_``). Versions start at
 gaps. The ``schema_migrations`` table records every applied version; the schema version of a
 database is the highest recorded one (0 for a fresh database).
 
+The files are the single source of truth for both backends. They are written in SQLite's
+dialect, restricted to what PostgreSQL also accepts once :func:`translate_for_postgres` has
+applied its three rules: the type ``BLOB`` becomes ``BYTEA``, a ``*_key`` column declared
+``TEXT`` gets ``COLLATE "C"`` (byte order, as SQLite's BINARY collation, whatever the
+database's default collation; the prefix range scans and ``ORDER BY`` rely on it), and the
+table option ``WITHOUT ROWID`` is dropped. The PostgreSQL tests apply every packaged
+migration, so a file outside that subset fails there.
+
 Backend-neutral parts: :func:`load_migrations`, :meth:`Migration.statements`,
 :func:`pending_migrations`, :data:`MIGRATIONS_TABLE_SQL`, :data:`CURRENT_VERSION_SQL` and
 :func:`current_version` (any DB-API connection with ``execute(sql)``). :func:`migrate` applies
-migrations to a SQLite connection.
+migrations to a SQLite connection, :func:`migrate_postgres` to an asyncpg connection (under an
+advisory lock). :func:`database_status` and :func:`migrate_database` take a database the way
+:func:`idnode.store.open_store` does, for the ``idnode db`` commands.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from idnode.errors import StoreError
 
 __all__ = [
     "CURRENT_VERSION_SQL",
     "MIGRATIONS_TABLE_SQL",
+    "POSTGRES_LOCK_KEY",
+    "DatabaseStatus",
     "Migration",
     "current_version",
+    "database_status",
     "load_migrations",
     "migrate",
+    "migrate_database",
+    "migrate_postgres",
     "pending_migrations",
+    "postgres_schema_version",
+    "redact_url",
     "split_statements",
+    "sqlite_schema_version",
+    "translate_for_postgres",
 ]
 
 #: Creates the bookkeeping table (portable SQL; ``applied_at`` is an ISO-8601 UTC timestamp).
@@ -45,7 +68,25 @@ MIGRATIONS_TABLE_SQL = """CREATE TABLE IF NOT EXISTS schema_migrations (
 #: The schema version of a database: its highest applied migration, 0 if none.
 CURRENT_VERSION_SQL = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
 
+#: Key of the transaction-level advisory lock PostgreSQL migrators hold (advisory locks are
+#: per database): the bytes of ``idnode`` read as an integer.
+POSTGRES_LOCK_KEY = int.from_bytes(b"idnode", "big")
+
 _RECORD_SQL = "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"
+_PG_RECORD_SQL = "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+_PG_HAS_TABLE_SQL = "SELECT to_regclass('schema_migrations') IS NOT NULL"
+_SQLITE_HAS_TABLE_SQL = (
+    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+)
+_COUNTS_SQL = "SELECT (SELECT count(*) FROM handles), (SELECT count(*) FROM homed_prefixes)"
+# Literals, quoted identifiers and comments are matched first so that they are left alone.
+_PG_TRANSLATION = re.compile(
+    r"""(?P<skip>'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/)"""
+    r"""|\b(?P<key>\w+_key\s+TEXT)\b(?!\s+COLLATE\b)"""
+    r"""|\b(?P<blob>BLOB)\b"""
+    r"""|\)(?P<rowid>\s*WITHOUT\s+ROWID)\b""",
+    re.IGNORECASE | re.DOTALL,
+)
 _FILENAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 _COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
 
@@ -62,6 +103,10 @@ class Migration:
         """The SQL statements of this migration, in order (see :func:`split_statements`)."""
         return split_statements(self.sql)
 
+    def postgres_statements(self) -> list[str]:
+        """:meth:`statements`, each translated by :func:`translate_for_postgres`."""
+        return [translate_for_postgres(statement) for statement in self.statements()]
+
 
 class _Cursor(Protocol):
     def fetchone(self) -> Any: ...
@@ -69,6 +114,41 @@ class _Cursor(Protocol):
 
 class _Connection(Protocol):
     def execute(self, sql: str, /) -> _Cursor: ...
+
+
+class _AsyncConnection(Protocol):
+    """The part of an asyncpg connection that :func:`migrate_postgres` uses."""
+
+    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str: ...
+    async def fetchval(self, query: str, *args: object, timeout: float | None = None) -> Any: ...
+    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+
+
+def translate_for_postgres(sql: str) -> str:
+    """``sql`` (a statement of a migration file, SQLite's dialect) for PostgreSQL.
+
+    Three rules, applied outside string literals, quoted identifiers and comments:
+
+    1. the type ``BLOB`` becomes ``BYTEA``;
+    2. a column whose name ends in ``_key``, declared ``TEXT``, gets ``COLLATE "C"`` (unless a
+       COLLATE clause follows already): such columns hold handle keys, which must sort and
+       range-scan by bytes as in SQLite, not by the database's linguistic collation;
+    3. the table option ``WITHOUT ROWID`` after a table's closing parenthesis is dropped
+       (a PostgreSQL table is a heap with separate indexes either way).
+
+    Everything else must already be valid in both dialects.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        if match["key"] is not None:
+            return f'{match["key"]} COLLATE "C"'
+        if match["blob"] is not None:
+            return "BYTEA"
+        if match["rowid"] is not None:
+            return ")"
+        return match[0]
+
+    return _PG_TRANSLATION.sub(replace, sql)
 
 
 def split_statements(sql: str) -> list[str]:
@@ -183,3 +263,180 @@ def migrate(
         if migration is None:
             return applied
         applied.append(migration)
+
+
+async def migrate_postgres(
+    conn: _AsyncConnection, migrations: Sequence[Migration] | None = None, *, timeout: float = 300.0
+) -> list[Migration]:
+    """Bring the PostgreSQL database of ``conn`` (an asyncpg connection, not inside a
+    transaction) up to the newest migration; return those applied.
+
+    Each migration runs in its own transaction, translated by :func:`translate_for_postgres`,
+    together with its ``schema_migrations`` row; the transaction first takes the advisory lock
+    :data:`POSTGRES_LOCK_KEY` and then re-reads the version, so concurrent migrators (other
+    processes too) apply each version once, and a failing migration leaves the database at
+    the previous version. ``timeout`` (seconds) bounds the wait for the lock and for any other
+    lock (server-side ``lock_timeout``); the client gives up on a statement after twice that.
+    Errors are raised as :class:`StoreError`.
+    """
+    from idnode.store.postgres import DRIVER_ERRORS, describe
+
+    known = load_migrations() if migrations is None else tuple(migrations)
+    _check_sequence(known)
+    applied: list[Migration] = []
+    while True:  # each round applies one migration or returns, so it ends within len(known)+1
+        migration: Migration | None = None
+        try:
+            async with conn.transaction():
+                lock_timeout = f"{max(1, round(timeout * 1000))}ms"
+                await conn.execute("SELECT set_config('lock_timeout', $1, true)", lock_timeout)
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock($1)", POSTGRES_LOCK_KEY, timeout=2 * timeout
+                )
+                await conn.execute(MIGRATIONS_TABLE_SQL, timeout=2 * timeout)
+                version = int(await conn.fetchval(CURRENT_VERSION_SQL))
+                todo = pending_migrations(version, known)
+                if todo:
+                    migration = todo[0]
+                    for statement in migration.postgres_statements():
+                        await conn.execute(statement, timeout=2 * timeout)
+                    applied_at = datetime.now(UTC).isoformat(timespec="seconds")
+                    await conn.execute(
+                        _PG_RECORD_SQL, migration.version, migration.name, applied_at
+                    )
+        except DRIVER_ERRORS as exc:
+            what = f"migration {migration.name}" if migration else "locking the schema"
+            raise StoreError(f"{what} failed: {describe(exc)}") from exc
+        if migration is None:
+            return applied
+        applied.append(migration)
+
+
+def sqlite_schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of a SQLite database; 0 if it has no ``schema_migrations`` table."""
+    (has_table,) = conn.execute(_SQLITE_HAS_TABLE_SQL).fetchone()
+    return current_version(conn) if has_table else 0
+
+
+async def postgres_schema_version(conn: _AsyncConnection) -> int:
+    """The schema version of a PostgreSQL database (asyncpg connection); 0 if it has no
+    ``schema_migrations`` table."""
+    if not await conn.fetchval(_PG_HAS_TABLE_SQL):
+        return 0
+    return int(await conn.fetchval(CURRENT_VERSION_SQL))
+
+
+# -- status and migration of a database named like open_store() ------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatus:
+    """What ``idnode db status`` reports about a database."""
+
+    backend: str
+    """``sqlite`` or ``postgresql``."""
+    location: str
+    """The SQLite file's absolute path, or the URL without its password."""
+    version: int
+    """The schema version (0: nothing applied yet)."""
+    latest: int
+    """The newest schema version this idnode knows; ``version`` above it is a newer idnode's."""
+    pending: tuple[Migration, ...]
+    """The migrations ``idnode db migrate`` would apply."""
+    handles: int | None
+    """Number of handle records; None while the schema does not exist (version 0)."""
+    homed_prefixes: int | None
+    """Number of homed prefixes; None while the schema does not exist (version 0)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostinfo = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+
+
+def _status(
+    backend: str, location: str, version: int, counts: Sequence[Any] | None
+) -> DatabaseStatus:
+    known = load_migrations()
+    return DatabaseStatus(
+        backend=backend,
+        location=location,
+        version=version,
+        latest=known[-1].version if known else 0,
+        pending=tuple(m for m in known if m.version > version),
+        handles=None if counts is None else int(counts[0]),
+        homed_prefixes=None if counts is None else int(counts[1]),
+    )
+
+
+async def database_status(database: str | Path) -> DatabaseStatus:
+    """The :class:`DatabaseStatus` of ``database`` (a ``postgresql://`` URL or a SQLite file
+    path, as for :func:`idnode.store.open_store`), read without changing anything.
+
+    Raises :class:`StoreError` if the database cannot be read or (SQLite) does not exist.
+    """
+    from idnode.store import is_database_url
+
+    if isinstance(database, str) and is_database_url(database):
+        return await _postgres_status(database)
+    return await asyncio.to_thread(_sqlite_status, Path(database).resolve())
+
+
+def _sqlite_status(path: Path) -> DatabaseStatus:
+    if not path.is_file():
+        raise StoreError(f"no SQLite database at {path}")
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+            version = sqlite_schema_version(conn)
+            counts = conn.execute(_COUNTS_SQL).fetchone() if version else None
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    return _status("sqlite", str(path), version, counts)
+
+
+async def _postgres_status(url: str) -> DatabaseStatus:
+    from idnode.store.postgres import DRIVER_ERRORS, connect, describe
+
+    conn = await connect(url)
+    try:
+        version = await postgres_schema_version(conn)
+        counts = (await conn.fetch(_COUNTS_SQL))[0] if version else None
+    except DRIVER_ERRORS as exc:
+        raise StoreError(f"cannot read the database: {describe(exc)}") from exc
+    finally:
+        await conn.close(timeout=10)
+    return _status("postgresql", redact_url(url), version, counts)
+
+
+async def migrate_database(database: str | Path) -> list[Migration]:
+    """Bring ``database`` (named as for :func:`database_status`; a missing SQLite file is
+    created) up to the newest migration; return the migrations applied.
+
+    Raises :class:`StoreError` on failure (the database stays at the last version that
+    applied).
+    """
+    from idnode.store import is_database_url
+
+    if isinstance(database, str) and is_database_url(database):
+        from idnode.store.postgres import connect
+
+        conn = await connect(database)
+        try:
+            return await migrate_postgres(conn)
+        finally:
+            await conn.close(timeout=10)
+    return await asyncio.to_thread(_migrate_sqlite_file, Path(database))
+
+
+def _migrate_sqlite_file(path: Path) -> list[Migration]:
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    with closing(conn):
+        return migrate(conn)
