@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import signal
@@ -272,40 +273,52 @@ def _credentials(
     return PublicKeyCredentials(who.handle, who.index, key)
 
 
-def admin_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
-        "--passphrase", envvar="IDNODE_KEY_PASSPHRASE", help="Passphrase of an encrypted key file."
-    )(f)
-    f = click.option(
-        "--key-file",
-        type=click.Path(path_type=Path, exists=True, dir_okay=False),
-        help="Private key of the identity (its HS_PUBKEY).",
-    )(f)
-    f = click.option(
-        "--secret-file",
-        type=click.Path(path_type=Path, exists=True, dir_okay=False),
-        help="File holding the identity's secret (HS_SECKEY).",
-    )(f)
-    f = click.option(
-        "--as",
-        "identity",
-        required=True,
-        metavar="INDEX:HANDLE",
-        help="Identity to authenticate as, e.g. 300:0.NA/88.118.8.",
-    )(f)
-    return server_option(f)
+def authenticated(f: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the options naming the server and the identity to authenticate as, and
+    call it with ``client``: a :class:`HandleClient` holding those credentials."""
 
+    @functools.wraps(f)
+    def command(
+        *,
+        server: str,
+        identity: str,
+        secret_file: Path | None,
+        key_file: Path | None,
+        passphrase: str | None,
+        **kwargs: Any,
+    ) -> None:
+        host, port = _server(server)
+        credentials = _credentials(identity, secret_file, key_file, passphrase)
+        f(client=HandleClient(host, port, credentials=credentials), **kwargs)
 
-def _client(
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
-) -> HandleClient:
-    host, port = _server(server)
-    creds = _credentials(identity, secret_file, key_file, passphrase)
-    return HandleClient(host, port, credentials=creds)
+    wrapped: Callable[..., None] = command
+    for option in (
+        click.option(
+            "--passphrase",
+            envvar="IDNODE_KEY_PASSPHRASE",
+            help="Passphrase of an encrypted key file.",
+        ),
+        click.option(
+            "--key-file",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="Private key of the identity (its HS_PUBKEY).",
+        ),
+        click.option(
+            "--secret-file",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="File holding the identity's secret (HS_SECKEY).",
+        ),
+        click.option(
+            "--as",
+            "identity",
+            required=True,
+            metavar="INDEX:HANDLE",
+            help="Identity to authenticate as, e.g. 300:0.NA/88.118.8.",
+        ),
+        server_option,
+    ):
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _parse_values(specs: tuple[str, ...]) -> list[HandleValue]:
@@ -347,24 +360,24 @@ def handle() -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace the handle if it exists.")
 @click.option("--mint", is_flag=True, help="Let the server mint the suffix under NAME.")
-@admin_options
+@authenticated
 def create(
     name: str,
     values: tuple[str, ...],
     admin_identity: str | None,
     overwrite: bool,
     mint: bool,
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """Create handle NAME with the given values and an HS_ADMIN."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     record = _parse_values(values)
     if not any(v.type.upper() == "HS_ADMIN" for v in record):
-        admin = parse_identity(admin_identity or identity)
+        assert client.credentials is not None
+        admin = (
+            parse_identity(admin_identity)
+            if admin_identity
+            else Identity(client.credentials.handle, client.credentials.index)
+        )
         data = AdminRecord(HANDLE_ADMIN_PERMISSIONS, admin.handle, admin.index).to_bytes()
         record.append(HandleValue(100, "HS_ADMIN", data))
     created = _run(client.create_handle(name, record, overwrite=overwrite, mint=mint))
@@ -375,19 +388,14 @@ def create(
 @click.argument("name")
 @value_option
 @click.option("--overwrite", is_flag=True, help="Replace values whose index exists.")
-@admin_options
+@authenticated
 def add(
     name: str,
     values: tuple[str, ...],
     overwrite: bool,
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """Add values to handle NAME."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     _run(client.add_values(name, _parse_values(values), overwrite=overwrite))
     click.echo(f"added {len(values)} value(s) to {name}")
 
@@ -395,18 +403,13 @@ def add(
 @handle.command("modify")
 @click.argument("name")
 @value_option
-@admin_options
+@authenticated
 def modify(
     name: str,
     values: tuple[str, ...],
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """Replace values of handle NAME, by index."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     _run(client.modify_values(name, _parse_values(values)))
     click.echo(f"modified {len(values)} value(s) of {name}")
 
@@ -414,35 +417,25 @@ def modify(
 @handle.command("remove")
 @click.argument("name")
 @click.argument("indexes", type=int, nargs=-1, required=True)
-@admin_options
+@authenticated
 def remove(
     name: str,
     indexes: tuple[int, ...],
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """Remove the values at INDEXES from handle NAME."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     _run(client.remove_values(name, indexes))
     click.echo(f"removed {len(indexes)} value(s) from {name}")
 
 
 @handle.command("delete")
 @click.argument("name")
-@admin_options
+@authenticated
 def delete(
     name: str,
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """Delete handle NAME."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     _run(client.delete_handle(name))
     click.echo(f"deleted {name}")
 
@@ -450,18 +443,13 @@ def delete(
 @handle.command("list")
 @click.argument("prefix")
 @click.option("--derived", is_flag=True, help="List derived prefixes instead of handles.")
-@admin_options
+@authenticated
 def list_(
     prefix: str,
     derived: bool,
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """List the handles (or derived prefixes) under PREFIX."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     op = client.list_derived_prefixes if derived else client.list_handles
     for name in _run(op(prefix)):
         click.echo(name)
@@ -470,18 +458,13 @@ def list_(
 @handle.command("home")
 @click.argument("prefix")
 @click.option("--unhome", is_flag=True, help="Stop serving PREFIX instead.")
-@admin_options
+@authenticated
 def home(
     prefix: str,
     unhome: bool,
-    server: str,
-    identity: str,
-    secret_file: Path | None,
-    key_file: Path | None,
-    passphrase: str | None,
+    client: HandleClient,
 ) -> None:
     """Start (or with --unhome stop) serving PREFIX on the node (server admins only)."""
-    client = _client(server, identity, secret_file, key_file, passphrase)
     _run(client.unhome_prefix(prefix) if unhome else client.home_prefix(prefix))
     click.echo(f"{'unhomed' if unhome else 'homed'} {prefix}")
 
