@@ -111,6 +111,7 @@ async def init_node(
         port=port,
         description=description,
         server_admins=(group,),
+        gs1_rules=(f"01:{prefix}/MD-UDI-{{gtin14}}",) if demo else (),
     )
 
     server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

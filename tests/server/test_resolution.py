@@ -303,6 +303,7 @@ def test_get_site_info(node: RunningNode, tcp: bool) -> None:
     assert {(i.protocol, i.port) for i in server.interfaces} == {
         (TransportProtocol.TCP, node.port),
         (TransportProtocol.UDP, node.port),
+        (TransportProtocol.HTTP, node.node.http_port),
     }
     tcp_interface = server.interface_for(TransportProtocol.TCP, admin=True)
     assert tcp_interface is not None

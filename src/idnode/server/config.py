@@ -8,6 +8,9 @@ Relative paths in the file are relative to the file's directory. Example::
     database = "idnode.db"
     server_key = "server-key.pem"
     server_admins = ["200:0.NA/88.118.8"]
+    http_port = 8000                  # absent: no HTTP; 0: an ephemeral port
+    tls_cert = "tls-cert.pem"         # with tls_key: HTTPS instead of HTTP
+    tls_key = "tls-key.pem"
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from pathlib import Path
 from idnode.server.authz import Identity
 from idnode.store import is_database_url
 
-__all__ = ["NodeConfig", "parse_identity"]
+__all__ = ["DEFAULT_HTTP_PORT", "NodeConfig", "parse_identity"]
+
+#: The HTTP port of a node unless configured otherwise (spec §1.1).
+DEFAULT_HTTP_PORT = 8000
 
 
 def parse_identity(text: str) -> Identity:
@@ -51,6 +57,27 @@ class NodeConfig:
     """Identities allowed every operation, including home/unhome (HS_VLIST groups allowed)."""
     challenge_timeout: float = 60.0
     """Seconds a client has to answer an authentication challenge."""
+    http_port: int | None = -1
+    """Port of the HTTP interface (JSON API, native messages over HTTP, proxy); 0 picks an
+    ephemeral port, None serves no HTTP. Default: 8000, or 0 when ``port`` is 0 (a node on
+    ephemeral ports, e.g. in tests, must not claim a fixed one). In a configuration file an
+    absent ``http_port`` means None."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) for HTTPS; with ``tls_key`` the HTTP interface speaks TLS."""
+    tls_key: str | None = None
+    """PEM private key of ``tls_cert``."""
+    gs1_rules: tuple[str, ...] = ()
+    """GS1 Digital Link mappings, ``AI:TEMPLATE`` each, e.g.
+    ``01:88.118.8/MD-UDI-{gtin14}``: ``/01/<gtin>`` resolves to that identifier (see
+    :mod:`idnode.http.gs1`). Empty: no Digital Link paths."""
+
+    def __post_init__(self) -> None:
+        if self.http_port == -1:
+            object.__setattr__(self, "http_port", 0 if self.port == 0 else DEFAULT_HTTP_PORT)
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ValueError(f"http_port out of range: {self.http_port}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
 
     @property
     def database_location(self) -> str:
@@ -63,6 +90,14 @@ class NodeConfig:
     def server_key_path(self) -> Path:
         return self.directory / self.server_key
 
+    @property
+    def tls_cert_path(self) -> Path | None:
+        return None if self.tls_cert is None else self.directory / self.tls_cert
+
+    @property
+    def tls_key_path(self) -> Path | None:
+        return None if self.tls_key is None else self.directory / self.tls_key
+
     @classmethod
     def load(cls, path: Path) -> NodeConfig:
         """Read ``path``. Raises ValueError for unknown keys or bad values."""
@@ -73,7 +108,9 @@ class NodeConfig:
         if unknown or set(data) - {"node"}:
             raise ValueError(f"unknown settings in {path}: {sorted(unknown or set(data))}")
         admins = tuple(parse_identity(s) for s in node.pop("server_admins", []))
-        return cls(directory=path.parent.resolve(), server_admins=admins, **node)
+        gs1 = tuple(str(rule) for rule in node.pop("gs1_rules", []))
+        node.setdefault("http_port", None)
+        return cls(directory=path.parent.resolve(), server_admins=admins, gs1_rules=gs1, **node)
 
     def dump(self) -> str:
         admins = ", ".join(json.dumps(str(a)) for a in self.server_admins)
@@ -88,4 +125,8 @@ class NodeConfig:
             f"description = {json.dumps(self.description, ensure_ascii=False)}\n"
             f"server_admins = [{admins}]\n"
             f"challenge_timeout = {self.challenge_timeout}\n"
+            + ("" if self.http_port is None else f"http_port = {self.http_port}\n")
+            + ("" if self.tls_cert is None else f"tls_cert = {json.dumps(self.tls_cert)}\n")
+            + ("" if self.tls_key is None else f"tls_key = {json.dumps(self.tls_key)}\n")
+            + (f"gs1_rules = {json.dumps(list(self.gs1_rules))}\n" if self.gs1_rules else "")
         )

@@ -1,4 +1,10 @@
-"""A running node: configuration, store, dispatcher and the UDP and TCP servers together."""
+"""A running node: configuration, store, dispatcher and the UDP, TCP and HTTP servers together.
+
+The HTTP application is :func:`idnode.http.api.build_app` (JSON API, native messages over
+HTTP) plus :attr:`Node.http_routes` (e.g. the browser proxy, mounted last as the catch-all
+``("", handler)``) and their OpenAPI path items :attr:`Node.openapi_paths`; set both before
+:meth:`Node.start`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,12 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from idnode.http.api import build_app
+from idnode.http.asgi import ASGIApp, Handler
+from idnode.http.gs1 import GS1Rule
+from idnode.http.openapi import PathItems
+from idnode.http.proxy import proxy_openapi_paths, proxy_routes
+from idnode.http.server import HTTPServer
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData, load_private_key
 from idnode.protocol.types.hs_site import (
     Attribute,
@@ -24,17 +36,26 @@ from idnode.store import HandleStore, open_store
 __all__ = ["Node", "build_site"]
 
 
-def build_site(config: NodeConfig, key: PrivateKey, port: int) -> SiteInfo:
-    """This node's HS_SITE: one primary server, query+admin over TCP, query over UDP (the
-    reference server's layout, spec §2.2), carrying the server's public key."""
+def build_site(
+    config: NodeConfig, key: PrivateKey, port: int, *, http_port: int | None = None
+) -> SiteInfo:
+    """This node's HS_SITE: one primary server, query+admin over TCP, query over UDP and, when
+    HTTP is configured, query+admin over HTTP or HTTPS (the reference server's layout, spec
+    §2.2), carrying the server's public key. ``http_port`` overrides ``config.http_port``
+    (the port actually bound when the configuration says 0)."""
+    interfaces = [
+        Interface(InterfaceType.ADMIN_AND_QUERY, TransportProtocol.TCP, port),
+        Interface(InterfaceType.QUERY, TransportProtocol.UDP, port),
+    ]
+    if config.http_port is not None:
+        protocol = TransportProtocol.HTTP if config.tls_cert is None else TransportProtocol.HTTPS
+        actual = config.http_port if http_port is None else http_port
+        interfaces.append(Interface(InterfaceType.ADMIN_AND_QUERY, protocol, actual))
     server = ServerInfo(
         server_id=1,
         address=address_to_bytes(config.listen, mapped=False),
         public_key=PublicKeyData.from_public_key(key.public_key()).to_bytes(),
-        interfaces=(
-            Interface(InterfaceType.ADMIN_AND_QUERY, TransportProtocol.TCP, port),
-            Interface(InterfaceType.QUERY, TransportProtocol.UDP, port),
-        ),
+        interfaces=tuple(interfaces),
     )
     return SiteInfo(
         serial=config.site_serial,
@@ -71,6 +92,13 @@ class Node:
             server_key=key,
         )
         self._bound: _Bound | None = None
+        self._http: HTTPServer | None = None
+        rules = tuple(_gs1_rule(text) for text in config.gs1_rules)
+        #: Routes mounted after ``/api``: the GS1 Digital Link paths, then the browser proxy
+        #: as the catch-all; may be replaced before start().
+        self.http_routes: list[tuple[str, Handler]] = proxy_routes(self.dispatcher, rules)
+        #: OpenAPI path items of :attr:`http_routes`, merged into ``/api/openapi.json``.
+        self.openapi_paths: PathItems = proxy_openapi_paths(rules)
 
     @classmethod
     async def open(cls, config: NodeConfig, limits: TransportLimits | None = None) -> Node:
@@ -86,11 +114,25 @@ class Node:
         return self._bound.port
 
     @property
+    def http_port(self) -> int | None:
+        """The bound HTTP(S) port, None when HTTP is not configured."""
+        if self._bound is None:
+            raise RuntimeError("node not started")
+        return None if self._http is None else self._http.port
+
+    def http_app(self) -> ASGIApp:
+        """The HTTP application: JSON API and native messages, then :attr:`http_routes`."""
+        return build_app(
+            self.dispatcher, extra_routes=self.http_routes, openapi_paths=self.openapi_paths
+        )
+
+    @property
     def site(self) -> SiteInfo:
         return SiteInfo.from_bytes(self.dispatcher.node.site_data)
 
     async def start(self) -> None:
-        """Bind TCP and UDP on the same port (an ephemeral one if the configuration says 0)."""
+        """Bind TCP and UDP on the same port (an ephemeral one if the configuration says 0),
+        then HTTP (or HTTPS) on ``http_port`` unless it is None."""
         for _attempt in range(20):
             tcp = await serve_tcp(
                 self.dispatcher, self.config.listen, self.config.port, self.limits
@@ -110,8 +152,23 @@ class Node:
             break
         else:
             raise OSError("could not bind UDP and TCP on one port")
-        if self.config.port == 0:
-            site = build_site(self.config, self.key, port)
+        if self.config.http_port is not None:
+            http = HTTPServer(
+                self.http_app(),
+                self.config.listen,
+                self.config.http_port,
+                certfile=self.config.tls_cert_path,
+                keyfile=self.config.tls_key_path,
+            )
+            try:
+                await http.start()
+            except BaseException:
+                await self._close_native()
+                raise
+            self._http = http
+        if self.config.port == 0 or self.config.http_port == 0:
+            http_port = None if self._http is None else self._http.port
+            site = build_site(self.config, self.key, port, http_port=http_port)
             self.dispatcher.node = NodeIdentity(site.to_bytes(), site.serial)
 
     async def serve_forever(self) -> None:
@@ -121,6 +178,13 @@ class Node:
         await self._bound.tcp.serve_forever()
 
     async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        await self._close_native()
+        await self.store.close()
+
+    async def _close_native(self) -> None:
         if self._bound is not None:
             self._bound.tcp.close()
             self._bound.udp.close()
@@ -128,4 +192,11 @@ class Node:
                 await self._bound.tcp.wait_closed()
             await self._bound.udp_protocol.drain()
             self._bound = None
-        await self.store.close()
+
+
+def _gs1_rule(text: str) -> GS1Rule:
+    """``AI:TEMPLATE`` from the configuration as a rule; ValueError if malformed."""
+    ai, sep, template = text.partition(":")
+    if not sep or not ai.isdigit() or not template:
+        raise ValueError(f"gs1_rules: expected AI:TEMPLATE, got {text!r}")
+    return GS1Rule(template=template, ai=ai)
