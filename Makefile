@@ -1,10 +1,11 @@
 # idnode: `make run` starts a demo node, `make test` runs every check. Both set up .venv first.
+# `make bench-import` runs the bulk-import benchmark (not part of `make test`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 NODE   := var
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest clean bench-import
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,9 @@ run: $(VENV)/.run-deps $(NODE)/idnode.toml
 	@echo "  idnode handle create 88.118.8/MY-1 --value 1:URL:https://example.com/my-1 \\"
 	@echo "      --as 301:0.NA/88.118.8 --key-file $(NODE)/admin-key.pem"
 	@echo "  idnode handle delete 88.118.8/MY-1 --as 300:0.NA/88.118.8 --secret-file $(NODE)/admin-secret"
+	@echo "  curl http://127.0.0.1:8000/api/handles/88.118.8/PV-2026-000123"
+	@echo "In a browser: http://127.0.0.1:8000/88.118.8/PV-2026-000123 (add ?noredirect for the values),"
+	@echo "  http://127.0.0.1:8000/01/06912345678902 (GS1 Digital Link of the demo medical device)"
 	@echo
 	$(BIN)/idnode serve --config $(NODE)/idnode.toml
 
@@ -43,6 +47,9 @@ pytest: $(VENV)/.test-deps
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
+
+bench-import: $(VENV)/.test-deps
+	$(BIN)/python bench/import.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

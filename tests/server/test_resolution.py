@@ -311,6 +311,17 @@ def test_get_site_info(node: RunningNode, tcp: bool) -> None:
     assert server.interface_for(TransportProtocol.UDP, admin=False) is not None
 
 
+def test_prefix_handle_publishes_the_site_the_node_serves(node: RunningNode) -> None:
+    """The node created its HS_SITE with port 0; started on ephemeral ports it rewrites the
+    stored copy on its prefix handle, so resolvers find it where it listens."""
+    client = node.client()
+    (site_value,) = asyncio.run(client.resolve("0.NA/88.118.8", types=["HS_SITE"]))
+    site = SiteInfo.from_bytes(site_value.data)
+    ports = {(i.protocol, i.port) for i in site.servers[0].interfaces}
+    assert (TransportProtocol.TCP, node.port) in ports
+    assert site_value.data == asyncio.run(client.get_site_info()).to_bytes()
+
+
 @pytest.mark.parametrize("tcp", TRANSPORTS)
 def test_get_site_info_raw(node: RunningNode, tcp: bool) -> None:
     request = build(node, OpCode.GET_SITE_INFO, HandleRequest(""))

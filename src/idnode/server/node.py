@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
+from idnode.errors import ProtocolViolation
 from idnode.http.api import build_app
 from idnode.http.asgi import ASGIApp, Handler
 from idnode.http.gs1 import GS1Rule
@@ -170,6 +172,28 @@ class Node:
             http_port = None if self._http is None else self._http.port
             site = build_site(self.config, self.key, port, http_port=http_port)
             self.dispatcher.node = NodeIdentity(site.to_bytes(), site.serial)
+        await self._publish_site()
+
+    async def _publish_site(self) -> None:
+        """Keep the HS_SITE values that describe this node (those carrying its server key) on
+        the prefix handles of its homed prefixes equal to the site it now serves, so that
+        resolvers find it where it listens (after a change of address or port)."""
+        current = self.dispatcher.node.site_data
+        key = PublicKeyData.from_public_key(self.key.public_key()).to_bytes()
+        for prefix in await self.store.homed_prefixes():
+            handle = f"0.NA/{prefix}"
+            stale = []
+            for value in await self.store.get_handle(handle) or ():
+                if value.type.upper() != "HS_SITE" or value.data == current:
+                    continue
+                try:
+                    site = SiteInfo.from_bytes(value.data)
+                except ProtocolViolation:
+                    continue
+                if any(server.public_key == key for server in site.servers):
+                    stale.append(value.with_changes(data=current, timestamp=int(time.time())))
+            if stale:
+                await self.store.modify_values(handle, stale)
 
     async def serve_forever(self) -> None:
         if self._bound is None:
