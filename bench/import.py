@@ -61,7 +61,7 @@ def encoded_rows(count: int) -> list[tuple[str, str | None, bytes]]:
         encoder.column(4, "EMAIL"),
     ]
     assert encoder.admin is not None
-    out = []
+    out: list[tuple[str, str | None, bytes]] = []
     for i in range(count):
         handle, *cells = row(i).rstrip("\n").split(",")
         values = [c.encode(cell.encode()) for c, cell in zip(cols, cells, strict=True)]
@@ -184,7 +184,7 @@ def main() -> None:
 
 
 async def _migrate_pg(url: str) -> None:
-    from idnode.store.migrations import migrate_database
+    from idnode.store.status import migrate_database
 
     await migrate_database(url)
 

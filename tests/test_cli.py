@@ -622,3 +622,69 @@ def test_serve_port_in_use(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "Error" in proc.stderr
     assert str(port) in proc.stderr
+
+
+# -- idnode db (SQLite; PostgreSQL in tests/store/test_postgres.py and test_dump.py) ------------
+def db_status_lines(output: str) -> dict[str, str]:
+    return {line[:20].strip(): line[20:] for line in output.splitlines()}
+
+
+def test_db_commands_on_sqlite_via_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "idnode.toml"
+    config.write_text(NodeConfig(directory=tmp_path, database="node.db").dump())
+    result = invoke("db", "status", "--config", str(config))
+    assert result.exit_code == 1
+    assert "no SQLite database" in result.output
+    migrated = invoke("db", "migrate", "--config", str(config))
+    assert migrated.exit_code == 0, migrated.output
+    assert migrated.output.startswith("applied 0001_init")
+    result = invoke("db", "status", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    status = db_status_lines(result.output)
+    assert status["backend"] == "sqlite"
+    assert status["location"] == str(tmp_path / "node.db")
+    assert (status["pending migrations"], status["handles"]) == ("none", "0")
+    missing = invoke("db", "status", "--config", str(tmp_path / "no.toml"))
+    assert missing.exit_code == 1
+    assert "give --config or --db" in missing.output
+
+
+def test_db_dump_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
+    from idnode.store import open_store
+
+    source, target = tmp_path / "a.db", tmp_path / "b.db"
+
+    async def fill() -> None:
+        store = await open_store(source)
+        try:
+            await store.create_handle("88.1/A", [HandleValue(1, "URL", b"https://a.example/")])
+            await store.create_handle("88.1/b", [])
+            await store.home_prefix("88.1")
+        finally:
+            await store.close()
+
+    asyncio.run(fill())
+    dumped = CliRunner().invoke(main, ["db", "dump", "--db", str(source)])
+    assert dumped.exit_code == 0, dumped.output
+    assert dumped.stderr == "dumped 2 handles and 1 homed prefixes (schema version 1)\n"
+    assert dumped.stdout_bytes.count(b"\n") == 3
+    restored = CliRunner().invoke(
+        main, ["db", "restore", "-", "--db", str(target)], input=dumped.stdout_bytes
+    )
+    assert restored.exit_code == 0, restored.output
+    assert restored.output == "restored 2 handles: 2 created, 0 already present; 1 homed prefixes\n"
+    again = CliRunner().invoke(main, ["db", "dump", "--db", str(target)])
+    assert again.stdout_bytes == dumped.stdout_bytes
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(dumped.stdout_bytes.replace(b'"record": "', b'"record": "!', 1))
+    result = invoke("db", "restore", str(bad), "--db", str(tmp_path / "c.db"))
+    assert result.exit_code == 1
+    assert f"Error: {bad}: line 2: 88.1/A: record is not base64" in result.output
+    result = invoke("db", "restore", str(tmp_path / "d.db"), "--db", str(tmp_path / "e.db"))
+    assert result.exit_code == 2  # no such file
+    assert not (tmp_path / "e.db").exists()
+    not_a_dump = invoke("db", "restore", str(source), "--db", str(tmp_path / "f.db"))
+    assert not_a_dump.exit_code == 1
+    assert "line 1: not an idnode dump (no header)" in not_a_dump.output
+    assert not (tmp_path / "f.db").exists()

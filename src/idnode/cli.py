@@ -673,7 +673,7 @@ def db_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 @main.group()
 def db() -> None:
-    """Inspect and migrate the database schema (SQLite or PostgreSQL)."""
+    """Inspect, migrate, dump and restore the database (SQLite or PostgreSQL)."""
 
 
 @db.command("migrate")
@@ -681,7 +681,8 @@ def db() -> None:
 def db_migrate(config_path: Path, database: str | None) -> None:
     """Apply the pending schema migrations. Safe to run while nodes use the database, and
     from several places at once (each migration is applied once)."""
-    from idnode.store.migrations import load_migrations, migrate_database
+    from idnode.store.migrations import load_migrations
+    from idnode.store.status import migrate_database
 
     applied = _db_run(migrate_database(_db_location(config_path, database)))
     for migration in applied:
@@ -695,7 +696,7 @@ def db_migrate(config_path: Path, database: str | None) -> None:
 def db_status(config_path: Path, database: str | None) -> None:
     """Print the backend, location, schema version, pending migrations, and the number of
     handles and homed prefixes. Changes nothing."""
-    from idnode.store.migrations import database_status
+    from idnode.store.status import database_status
 
     status = _db_run(database_status(_db_location(config_path, database)))
     if status.version > status.latest:
@@ -713,6 +714,64 @@ def db_status(config_path: Path, database: str | None) -> None:
     ]
     for name, value in rows:
         click.echo(f"{name:<20}{value}")
+
+
+@db.command("dump")
+@db_options
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the dump to this file (default: standard output).",
+)
+def db_dump(config_path: Path, database: str | None, output: Path | None) -> None:
+    """Write every handle and the homed prefixes as a portable dump (JSON Lines), which
+    `idnode db restore` loads into a SQLite or PostgreSQL database. Changes nothing; stop
+    the writers first, as a dump is not a snapshot. The output file appears only complete."""
+    from idnode.dump import DumpError, atomic_output, dump_database
+
+    location = _db_location(config_path, database)
+    try:
+        if output is None:
+            with click.open_file("-", "wb") as stdout:
+                header = _db_run(dump_database(location, stdout))
+        else:
+            with atomic_output(output) as out:
+                header = _db_run(dump_database(location, out))
+    except (DumpError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"dumped {header.count} handles and {len(header.homed_prefixes)} homed prefixes "
+        f"(schema version {header.schema})" + ("" if output is None else f" to {output}"),
+        err=True,
+    )
+
+
+@db.command("restore")
+@click.argument(
+    "file", type=click.Path(path_type=Path, exists=True, dir_okay=False, allow_dash=True)
+)
+@db_options
+@click.option("--batch-size", default=5000, show_default=True, help="Handles per transaction.")
+def db_restore(config_path: Path, database: str | None, file: Path, batch_size: int) -> None:
+    """Load the dump FILE (`-`: standard input) made by `idnode db dump`: home its prefixes
+    and create its handles. Handles that exist already are left as they are, so restoring
+    again adds nothing. A bad line stops the restore, with the batches before it written."""
+    from idnode.dump import DumpError, restore_database
+
+    if batch_size < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--batch-size")
+    location = _db_location(config_path, database)
+    try:
+        with click.open_file(file, "rb") as source:
+            summary = _db_run(restore_database(location, source, batch_size=batch_size))
+    except (DumpError, OSError) as exc:
+        raise click.ClickException(f"{file}: {exc}") from exc
+    click.echo(
+        f"restored {summary.handles} handles: {summary.created} created, "
+        f"{summary.existing} already present; {summary.homed_prefixes} homed prefixes"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,9 +28,9 @@ from typing import Any, cast
 import pytest
 
 from idnode.store.base import HandleStore
-from idnode.store.migrations import migrate_database
 from idnode.store.postgres import PostgresStore
 from idnode.store.sqlite import SQLiteStore
+from idnode.store.status import migrate_database
 from tests.pgserver import PostgresNotInstalled, PostgresServer
 
 BACKENDS = ("sqlite", "postgresql")

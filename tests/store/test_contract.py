@@ -17,8 +17,8 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValuesNotFound,
 )
-from idnode.protocol.values import HandleValue, Reference, TTLType
-from idnode.store.base import HandleStore
+from idnode.protocol.values import HandleValue, Reference, TTLType, encode_record
+from idnode.store.base import HandleStore, handle_key
 
 from .conftest import StoreOpener
 
@@ -331,3 +331,89 @@ async def test_concurrent_writes_to_one_handle_are_serialized(store: HandleStore
     assert all(r is None or isinstance(r, HandleAlreadyExists) for r in results)
     winner = results.index(None)
     assert await store.get_handle("C/race") == (email(winner),)
+
+
+# -- bulk registration, scan, count ----------------------------------------------------------
+def record(*values: HandleValue) -> bytes:
+    return encode_record(values)
+
+
+async def test_create_records_reports_created_and_leaves_existing_unchanged(
+    store: HandleStore,
+) -> None:
+    await store.create_handle("P/a", [url(1)])
+    batch = [("P/b", record(url(2))), ("p/A", record(email(9))), ("P/C", record(email(3)))]
+    assert await store.create_records(batch) == [True, False, True]
+    assert await store.get_handle("P/a") == (url(1),)  # not replaced
+    assert await store.get_handle("p/b") == (url(2),)
+    assert await store.get_handle("P/c") == (email(3),)
+    assert await store.list_handles("P") == ["P/a", "P/b", "P/C"]  # display strings kept
+    assert await store.create_records(batch) == [False, False, False]  # running it again
+    assert await store.count_handles() == 3
+
+
+async def test_create_records_keeps_exact_bytes_and_odd_handles(store: HandleStore) -> None:
+    batch = [("P/odd", record(*ODD_VALUES)), ("P/ärger ☃", record()), ("P/nul\x00x", record())]
+    assert await store.create_records(batch) == [True, True, True]
+    assert await store.get_handle("p/ODD") == ODD_VALUES
+    assert await store.get_handle("p/äRGER ☃") == ()
+    scanned = await store.scan()
+    assert [h for h, _ in scanned] == ["P/nul\x00x", "P/odd", "P/ärger ☃"]
+    assert [encode_record(values) for _, values in scanned] == [r for _, r in sorted(batch)]
+
+
+async def test_create_records_with_a_handle_twice_writes_nothing(store: HandleStore) -> None:
+    await store.create_handle("P/old", [url(1)])
+    batch = [("P/x", record(url(1))), ("P/old", record(url(2))), ("p/X", record(url(3)))]
+    with pytest.raises(InvalidValue):
+        await store.create_records(batch)
+    assert await store.get_handle("P/x") is None
+    assert await store.get_handle("P/old") == (url(1),)
+    assert await store.count_handles() == 1
+
+
+async def test_create_records_empty_batch(store: HandleStore) -> None:
+    assert await store.create_records([]) == []
+    assert await store.count_handles() == 0
+
+
+async def test_create_records_large_batch_mixed(store: HandleStore) -> None:
+    for n in range(0, 1200, 7):  # every 7th exists already, with other values
+        await store.create_handle(f"B/{n:04d}", [email(1)])
+    batch = [(f"B/{n:04d}", record(url(1, str(n)))) for n in reversed(range(1200))]
+    created = await store.create_records(batch)
+    assert created == [int(h[2:]) % 7 != 0 for h, _ in batch]
+    assert await store.count_handles() == 1200
+    assert await store.get_handle("B/0007") == (email(1),)
+    assert await store.get_handle("B/1199") == (url(1, "1199"),)
+
+
+async def test_scan_in_key_order_with_paging(store: HandleStore) -> None:
+    handles = ["P/b", "0.NA/P", "P/A", "P/a/x", "Q/1", "P/ä", "P/_", "P/Z", "P.1/x", "P"]
+    for n, handle in enumerate(handles):
+        await store.create_handle(handle, [url(1, str(n))])
+    in_key_order = sorted(handles, key=lambda h: handle_key(h).encode())
+    everything = await store.scan()
+    assert [h for h, _ in everything] == in_key_order
+    assert all(values == (url(1, str(handles.index(h))),) for h, values in everything)
+    pages: list[str] = []
+    after: str | None = None
+    while page := await store.scan(after, limit=3):
+        assert len(page) <= 3
+        pages += [h for h, _ in page]
+        after = page[-1][0]
+    assert pages == in_key_order
+    assert [h for h, _ in await store.scan("p/A", limit=2)] == ["P/a/x", "P/b"]  # any case
+    assert [h for h, _ in await store.scan("P/a0")] == ["P/b", "P/Z", "P/_", "P/ä", "Q/1"]
+    assert await store.scan("Q/1") == []
+    assert await store.scan(limit=0) == []
+
+
+async def test_count_handles(store: HandleStore) -> None:
+    assert await store.count_handles() == 0
+    await store.create_handle("P/1", [])
+    await store.create_records([("P/2", record()), ("P/3", record(url(1)))])
+    await store.home_prefix("P")  # prefixes are not handles
+    assert await store.count_handles() == 3
+    await store.delete_handle("P/2")
+    assert await store.count_handles() == 2

@@ -1,4 +1,7 @@
-"""Schema migrations: discovery, ordering, transactions, version checks, statement splitting."""
+"""Schema migrations: discovery, ordering, transactions, version checks, statement splitting,
+the translation rules for PostgreSQL, and the URL redaction of ``idnode db status``.
+
+Applying the translated migrations to a real PostgreSQL is in test_postgres.py."""
 
 from __future__ import annotations
 
@@ -19,8 +22,10 @@ from idnode.store.migrations import (
     migrate,
     pending_migrations,
     split_statements,
+    translate_for_postgres,
 )
 from idnode.store.sqlite import SQLiteStore
+from idnode.store.status import redact_url
 
 
 @pytest.fixture
@@ -195,3 +200,42 @@ def test_split_statements() -> None:
     assert split_statements("-- only a comment\n") == []
     with pytest.raises(StoreError, match="unterminated"):
         split_statements("CREATE TABLE a (x);\nCREATE TABLE b (x)")
+
+
+# -- translation for PostgreSQL --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("sqlite", "postgres"),
+    [
+        ("CREATE TABLE t (v BLOB NOT NULL);", "CREATE TABLE t (v BYTEA NOT NULL);"),
+        (
+            "CREATE TABLE t (handle_key TEXT NOT NULL PRIMARY KEY, handle TEXT);",
+            'CREATE TABLE t (handle_key TEXT COLLATE "C" NOT NULL PRIMARY KEY, handle TEXT);',
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN other_key text;",
+            'ALTER TABLE t ADD COLUMN other_key text COLLATE "C";',
+        ),
+        ('CREATE TABLE t (a_key TEXT COLLATE "C");', 'CREATE TABLE t (a_key TEXT COLLATE "C");'),
+        ("CREATE TABLE t (x TEXT)\n  WITHOUT ROWID;", "CREATE TABLE t (x TEXT);"),
+        (
+            "CREATE TABLE t (keys TEXT, a_key TEXTS, b BLOBS);",
+            "CREATE TABLE t (keys TEXT, a_key TEXTS, b BLOBS);",
+        ),
+        (
+            "INSERT INTO t VALUES ('BLOB a_key TEXT) WITHOUT ROWID', 'it''s BLOB');",
+            "INSERT INTO t VALUES ('BLOB a_key TEXT) WITHOUT ROWID', 'it''s BLOB');",
+        ),
+        (
+            '-- a BLOB\nCREATE TABLE "BLOB" ("x_key TEXT" INTEGER); /* y_key TEXT */',
+            '-- a BLOB\nCREATE TABLE "BLOB" ("x_key TEXT" INTEGER); /* y_key TEXT */',
+        ),
+    ],
+)
+def test_translate_for_postgres(sqlite: str, postgres: str) -> None:
+    assert translate_for_postgres(sqlite) == postgres
+
+
+def test_redact_url() -> None:
+    assert redact_url("postgresql://u:secret@h:5/db?x=1") == "postgresql://u:***@h:5/db?x=1"
+    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
+    assert redact_url("postgres://h/db") == "postgres://h/db"

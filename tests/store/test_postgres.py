@@ -1,7 +1,7 @@
 """PostgreSQL-specific behaviour of PostgresStore and the shared migrations on PostgreSQL:
-schema translation, advisory-locked migrations, collation and query plans, reconnection after
-a server restart, races between separate stores, error wrapping, and the ``idnode db``
-commands (on both backends, as they share one code path).
+the translated schema, advisory-locked migrations, collation and query plans, reconnection
+after a server restart, races between separate stores, the COPY path of bulk registration,
+error wrapping, and the ``idnode db`` commands on PostgreSQL.
 
 Every test runs against the session's throwaway server (``pg_server`` in conftest).
 """
@@ -9,11 +9,13 @@ Every test runs against the session's throwaway server (``pg_server`` in conftes
 from __future__ import annotations
 
 import asyncio
+import random
+import string
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
+import asyncpg
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
@@ -22,21 +24,17 @@ from hypothesis import strategies as st
 from idnode.cli import main
 from idnode.errors import HandleAlreadyExists, StoreError, ValueAlreadyExists
 from idnode.protocol.values import HandleValue, encode_record
-from idnode.server.config import NodeConfig
 from idnode.store import postgres as backend
 from idnode.store.base import handle_key
 from idnode.store.migrations import (
     POSTGRES_LOCK_KEY,
     Migration,
-    database_status,
     load_migrations,
-    migrate_database,
     migrate_postgres,
     postgres_schema_version,
-    redact_url,
-    translate_for_postgres,
 )
 from idnode.store.postgres import PostgresStore, connect, from_db, to_db
+from idnode.store.status import database_status, migrate_database
 from tests.pgserver import PostgresServer, free_port
 
 
@@ -45,7 +43,7 @@ def url(index: int, data: str = "https://example.org/") -> HandleValue:
 
 
 @asynccontextmanager
-async def raw(database_url: str) -> AsyncIterator[backend._Connection]:
+async def raw(database_url: str) -> AsyncIterator[asyncpg.Connection[asyncpg.Record]]:
     """A direct asyncpg connection, closed at the end (also if the server dropped it)."""
     conn = await connect(database_url)
     try:
@@ -70,39 +68,7 @@ async def wait_for(condition_sql: str, database_url: str, timeout: float = 10.0)
             await asyncio.sleep(0.02)
 
 
-# -- translation of the shared migrations --------------------------------------------------------
-@pytest.mark.parametrize(
-    ("sqlite", "postgres"),
-    [
-        ("CREATE TABLE t (v BLOB NOT NULL);", "CREATE TABLE t (v BYTEA NOT NULL);"),
-        (
-            "CREATE TABLE t (handle_key TEXT NOT NULL PRIMARY KEY, handle TEXT);",
-            'CREATE TABLE t (handle_key TEXT COLLATE "C" NOT NULL PRIMARY KEY, handle TEXT);',
-        ),
-        (
-            "ALTER TABLE t ADD COLUMN other_key text;",
-            'ALTER TABLE t ADD COLUMN other_key text COLLATE "C";',
-        ),
-        ('CREATE TABLE t (a_key TEXT COLLATE "C");', 'CREATE TABLE t (a_key TEXT COLLATE "C");'),
-        ("CREATE TABLE t (x TEXT)\n  WITHOUT ROWID;", "CREATE TABLE t (x TEXT);"),
-        (
-            "CREATE TABLE t (keys TEXT, a_key TEXTS, b BLOBS);",
-            "CREATE TABLE t (keys TEXT, a_key TEXTS, b BLOBS);",
-        ),
-        (
-            "INSERT INTO t VALUES ('BLOB a_key TEXT) WITHOUT ROWID', 'it''s BLOB');",
-            "INSERT INTO t VALUES ('BLOB a_key TEXT) WITHOUT ROWID', 'it''s BLOB');",
-        ),
-        (
-            '-- a BLOB\nCREATE TABLE "BLOB" ("x_key TEXT" INTEGER); /* y_key TEXT */',
-            '-- a BLOB\nCREATE TABLE "BLOB" ("x_key TEXT" INTEGER); /* y_key TEXT */',
-        ),
-    ],
-)
-def test_translate_for_postgres(sqlite: str, postgres: str) -> None:
-    assert translate_for_postgres(sqlite) == postgres
-
-
+# -- the shared migrations on PostgreSQL ---------------------------------------------------
 async def test_packaged_migrations_apply_with_byte_order_keys(pg_fresh_url: str) -> None:
     applied = await migrate_database(pg_fresh_url)
     assert applied == list(load_migrations())
@@ -356,6 +322,51 @@ async def test_overlapping_bulk_batches_do_not_deadlock(pg_url: str) -> None:
         await second.close()
 
 
+async def test_concurrent_bulk_batches_in_one_store(pg_store: PostgresStore) -> None:
+    records = [(f"B/{n:03d}", encode_record([url(1)])) for n in range(300)]
+    batches = [records[:200], records[100:][::-1], records[50:250], records[::-2]]
+    results = await asyncio.wait_for(
+        asyncio.gather(*(pg_store.create_records(batch) for batch in batches)), 30
+    )
+    created: dict[str, int] = {}
+    for batch, flags in zip(batches, results, strict=True):
+        for (handle, _), flag in zip(batch, flags, strict=True):
+            created[handle] = created.get(handle, 0) + flag
+    assert created == {handle: 1 for handle, _ in records}
+    assert await pg_store.count_handles() == 300
+
+
+async def staged_rows(store: PostgresStore) -> int | None:
+    """Rows in the staging table of the store's only connection (None: no such table yet)."""
+    async with store._pool.acquire() as conn:
+        if not await conn.fetchval("SELECT to_regclass('pg_temp.idnode_staging') IS NOT NULL"):
+            return None
+        return int(await conn.fetchval("SELECT count(*) FROM pg_temp.idnode_staging"))
+
+
+async def test_copy_staging_is_per_session_and_left_empty(pg_url: str) -> None:
+    store = await PostgresStore.open(pg_url, pool_size=1)
+    try:
+        noise = random.Random(1).choices(string.ascii_letters, k=12_000)  # incompressible
+        too_long = ("S/" + "".join(noise), encode_record([]))  # too big for the key index
+        with pytest.raises(StoreError, match="index row"):
+            await store.create_records([("S/1", encode_record([])), too_long])
+        assert await staged_rows(store) is None  # created in the failed transaction: gone
+        assert await store.create_records([("S/2", encode_record([url(1)]))]) == [True]
+        assert await staged_rows(store) == 0  # kept for the session, emptied at commit
+        with pytest.raises(StoreError, match="index row"):
+            await store.create_records([("S/3", encode_record([])), too_long])
+        assert await staged_rows(store) == 0
+        assert await store.create_records([("S/3", encode_record([])), ("s/2", b"")]) == [
+            True,
+            False,
+        ]
+        assert [h for h, _ in await store.scan()] == ["S/2", "S/3"]
+        assert await store.get_handle("S/2") == (url(1),)
+    finally:
+        await store.close()
+
+
 # -- errors ----------------------------------------------------------------------------------
 async def test_unreachable_server_is_a_store_error() -> None:
     with pytest.raises(StoreError) as info:
@@ -448,25 +459,3 @@ def test_db_commands_on_postgresql(runner: asyncio.Runner, pg_fresh_url: str) ->
     status = status_lines(invoke("db", "status", "--db", pg_fresh_url))
     assert status["pending migrations"] == "none"
     assert (status["handles"], status["homed prefixes"]) == ("2", "1")
-
-
-def test_db_commands_on_sqlite_via_the_config_file(tmp_path: Path) -> None:
-    config = tmp_path / "idnode.toml"
-    config.write_text(NodeConfig(directory=tmp_path, database="node.db").dump())
-    result = CliRunner().invoke(main, ["db", "status", "--config", str(config)])
-    assert result.exit_code == 1
-    assert "no SQLite database" in result.output
-    assert invoke("db", "migrate", "--config", str(config)).startswith("applied 0001_init")
-    status = status_lines(invoke("db", "status", "--config", str(config)))
-    assert status["backend"] == "sqlite"
-    assert status["location"] == str(tmp_path / "node.db")
-    assert (status["pending migrations"], status["handles"]) == ("none", "0")
-    missing = CliRunner().invoke(main, ["db", "status", "--config", str(tmp_path / "no.toml")])
-    assert missing.exit_code == 1
-    assert "give --config or --db" in missing.output
-
-
-def test_redact_url() -> None:
-    assert redact_url("postgresql://u:secret@h:5/db?x=1") == "postgresql://u:***@h:5/db?x=1"
-    assert redact_url("postgresql://u@h/db") == "postgresql://u@h/db"
-    assert redact_url("postgres://h/db") == "postgres://h/db"

@@ -17,42 +17,37 @@ Backend-neutral parts: :func:`load_migrations`, :meth:`Migration.statements`,
 :func:`pending_migrations`, :data:`MIGRATIONS_TABLE_SQL`, :data:`CURRENT_VERSION_SQL` and
 :func:`current_version` (any DB-API connection with ``execute(sql)``). :func:`migrate` applies
 migrations to a SQLite connection, :func:`migrate_postgres` to an asyncpg connection (under an
-advisory lock). :func:`database_status` and :func:`migrate_database` take a database the way
+advisory lock). :mod:`idnode.store.status` takes a database the way
 :func:`idnode.store.open_store` does, for the ``idnode db`` commands.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sqlite3
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Protocol
 
 from idnode.errors import StoreError
+
+if TYPE_CHECKING:
+    from idnode.store.pgdriver import AnyConnection
 
 __all__ = [
     "CURRENT_VERSION_SQL",
     "MIGRATIONS_TABLE_SQL",
     "POSTGRES_LOCK_KEY",
-    "DatabaseStatus",
     "Migration",
     "current_version",
-    "database_status",
     "load_migrations",
     "migrate",
-    "migrate_database",
     "migrate_postgres",
     "pending_migrations",
     "postgres_schema_version",
-    "redact_url",
     "split_statements",
     "sqlite_schema_version",
     "translate_for_postgres",
@@ -78,7 +73,6 @@ _PG_HAS_TABLE_SQL = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 _SQLITE_HAS_TABLE_SQL = (
     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
 )
-_COUNTS_SQL = "SELECT (SELECT count(*) FROM handles), (SELECT count(*) FROM homed_prefixes)"
 # Literals, quoted identifiers and comments are matched first so that they are left alone.
 _PG_TRANSLATION = re.compile(
     r"""(?P<skip>'(?:[^']|'')*'|"(?:[^"]|"")*"|--[^\n]*|/\*.*?\*/)"""
@@ -114,14 +108,6 @@ class _Cursor(Protocol):
 
 class _Connection(Protocol):
     def execute(self, sql: str, /) -> _Cursor: ...
-
-
-class _AsyncConnection(Protocol):
-    """The part of an asyncpg connection that :func:`migrate_postgres` uses."""
-
-    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str: ...
-    async def fetchval(self, query: str, *args: object, timeout: float | None = None) -> Any: ...
-    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
 
 
 def translate_for_postgres(sql: str) -> str:
@@ -266,7 +252,7 @@ def migrate(
 
 
 async def migrate_postgres(
-    conn: _AsyncConnection, migrations: Sequence[Migration] | None = None, *, timeout: float = 300.0
+    conn: AnyConnection, migrations: Sequence[Migration] | None = None, *, timeout: float = 300.0
 ) -> list[Migration]:
     """Bring the PostgreSQL database of ``conn`` (an asyncpg connection, not inside a
     transaction) up to the newest migration; return those applied.
@@ -279,7 +265,7 @@ async def migrate_postgres(
     lock (server-side ``lock_timeout``); the client gives up on a statement after twice that.
     Errors are raised as :class:`StoreError`.
     """
-    from idnode.store.postgres import DRIVER_ERRORS, describe
+    from idnode.store.pgdriver import DRIVER_ERRORS, describe  # asyncpg: only when used
 
     known = load_migrations() if migrations is None else tuple(migrations)
     _check_sequence(known)
@@ -318,125 +304,9 @@ def sqlite_schema_version(conn: sqlite3.Connection) -> int:
     return current_version(conn) if has_table else 0
 
 
-async def postgres_schema_version(conn: _AsyncConnection) -> int:
+async def postgres_schema_version(conn: AnyConnection) -> int:
     """The schema version of a PostgreSQL database (asyncpg connection); 0 if it has no
     ``schema_migrations`` table."""
     if not await conn.fetchval(_PG_HAS_TABLE_SQL):
         return 0
     return int(await conn.fetchval(CURRENT_VERSION_SQL))
-
-
-# -- status and migration of a database named like open_store() ------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseStatus:
-    """What ``idnode db status`` reports about a database."""
-
-    backend: str
-    """``sqlite`` or ``postgresql``."""
-    location: str
-    """The SQLite file's absolute path, or the URL without its password."""
-    version: int
-    """The schema version (0: nothing applied yet)."""
-    latest: int
-    """The newest schema version this idnode knows; ``version`` above it is a newer idnode's."""
-    pending: tuple[Migration, ...]
-    """The migrations ``idnode db migrate`` would apply."""
-    handles: int | None
-    """Number of handle records; None while the schema does not exist (version 0)."""
-    homed_prefixes: int | None
-    """Number of homed prefixes; None while the schema does not exist (version 0)."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
-
-
-def _status(
-    backend: str, location: str, version: int, counts: Sequence[Any] | None
-) -> DatabaseStatus:
-    known = load_migrations()
-    return DatabaseStatus(
-        backend=backend,
-        location=location,
-        version=version,
-        latest=known[-1].version if known else 0,
-        pending=tuple(m for m in known if m.version > version),
-        handles=None if counts is None else int(counts[0]),
-        homed_prefixes=None if counts is None else int(counts[1]),
-    )
-
-
-async def database_status(database: str | Path) -> DatabaseStatus:
-    """The :class:`DatabaseStatus` of ``database`` (a ``postgresql://`` URL or a SQLite file
-    path, as for :func:`idnode.store.open_store`), read without changing anything.
-
-    Raises :class:`StoreError` if the database cannot be read or (SQLite) does not exist.
-    """
-    from idnode.store import is_database_url
-
-    if isinstance(database, str) and is_database_url(database):
-        return await _postgres_status(database)
-    return await asyncio.to_thread(_sqlite_status, Path(database).resolve())
-
-
-def _sqlite_status(path: Path) -> DatabaseStatus:
-    if not path.is_file():
-        raise StoreError(f"no SQLite database at {path}")
-    try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
-            version = sqlite_schema_version(conn)
-            counts = conn.execute(_COUNTS_SQL).fetchone() if version else None
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
-    return _status("sqlite", str(path), version, counts)
-
-
-async def _postgres_status(url: str) -> DatabaseStatus:
-    from idnode.store.postgres import DRIVER_ERRORS, connect, describe
-
-    conn = await connect(url)
-    try:
-        version = await postgres_schema_version(conn)
-        counts = (await conn.fetch(_COUNTS_SQL))[0] if version else None
-    except DRIVER_ERRORS as exc:
-        raise StoreError(f"cannot read the database: {describe(exc)}") from exc
-    finally:
-        await conn.close(timeout=10)
-    return _status("postgresql", redact_url(url), version, counts)
-
-
-async def migrate_database(database: str | Path) -> list[Migration]:
-    """Bring ``database`` (named as for :func:`database_status`; a missing SQLite file is
-    created) up to the newest migration; return the migrations applied.
-
-    Raises :class:`StoreError` on failure (the database stays at the last version that
-    applied).
-    """
-    from idnode.store import is_database_url
-
-    if isinstance(database, str) and is_database_url(database):
-        from idnode.store.postgres import connect
-
-        conn = await connect(database)
-        try:
-            return await migrate_postgres(conn)
-        finally:
-            await conn.close(timeout=10)
-    return await asyncio.to_thread(_migrate_sqlite_file, Path(database))
-
-
-def _migrate_sqlite_file(path: Path) -> list[Migration]:
-    try:
-        conn = sqlite3.connect(path, isolation_level=None, timeout=30)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot open {path}: {exc}") from exc
-    with closing(conn):
-        return migrate(conn)

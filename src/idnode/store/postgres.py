@@ -1,22 +1,7 @@
 """PostgreSQL storage backend: :class:`PostgresStore` implements :class:`~.base.HandleStore`.
 
-Driver: asyncpg, chosen over psycopg 3 (+ psycopg_pool) by a micro-benchmark on this project's
-2-core machine: PostgreSQL 15 on 127.0.0.1 with fsync on, this module's table and statements
-(get: one SELECT; create: BEGIN, INSERT ... ON CONFLICT DO NOTHING, COMMIT), 300-byte records,
-2,000 operations, prepared statements with both drivers; asyncpg 0.32.0, psycopg 3.3.9 +
-psycopg_pool 3.3.3. Two runs, each the median of 3 rounds (the machine is noisy)::
-
-                       one task at a time              16 concurrent tasks
-                       get_handle    create_handle     get_handle       create_handle
-    asyncpg, uvloop    200 / 165 us  669 / 607 us      17.3k / 12.5k/s  5.9k / 3.7k/s
-    asyncpg, asyncio   228 / 196 us  649 / 720 us      11.9k / 13.8k/s  4.2k / 3.5k/s
-    psycopg, uvloop    239 / 272 us  711 / 898 us      13.7k /  9.1k/s  4.5k / 2.9k/s
-    psycopg, asyncio   229 / 308 us  803 / 892 us      12.1k /  7.1k/s  3.8k / 2.3k/s
-
-asyncpg is faster in all but one cell (a tie within the noise), clearly so on uvloop, which
-the node runs on. The asyncpg figures are with the pool's per-release ``RESET ALL`` round trip
-switched off (:func:`_keep_session`); with it, get_handle took 290-360 us, no faster than
-psycopg.
+The driver is asyncpg (the choice is explained in :mod:`~.pgdriver`, which also holds the
+connection plumbing).
 
 Transactions: every write runs in one explicit transaction (``BEGIN ... COMMIT``) in which the
 checks and the writes happen together, so a failed check changes nothing; a read is a single
@@ -31,11 +16,22 @@ read the record ``FOR UPDATE``, which after waiting for a concurrent writer retu
 that writer committed it (READ COMMITTED). Bulk creation inserts in key order, so two batches
 that share handles cannot deadlock.
 
+Bulk registration (:meth:`PostgresStore.create_records`) COPies the batch into a temporary
+table of the session (``ON COMMIT DELETE ROWS``, created on first use and kept with the pooled
+connection), then runs ``INSERT ... SELECT ... ORDER BY handle_key ON CONFLICT DO NOTHING
+RETURNING``, all in one transaction. It replaced a single ``INSERT ... SELECT FROM unnest($1,
+$2, $3)`` of three arrays by measurement: 200,000 identifiers in batches of 5,000 on the 2-core
+machine (PostgreSQL 15 on 127.0.0.1, fsync on), create_records alone, 6 alternating rounds:
+new handles 114k/s with COPY against 97k/s with unnest (medians; ranges 108-144k and
+90-121k), the same batches again (all existing) 210k/s against 150k/s. Through ``bench/import.py
+--backend postgresql --count 200000``, whose CSV parsing shares the CPU, 63-77k/s against
+52-75k/s.
+
 Keys: ``*_key`` columns are ``COLLATE "C"`` (see :func:`~.migrations.translate_for_postgres`),
 so ``ORDER BY`` and the prefix range scans compare bytes and use the primary-key index, as
 SQLite does. PostgreSQL text cannot hold U+0000, which handle strings may contain, so strings
-are stored with an order-preserving escape (:func:`to_db`): U+0000 as U+0001 U+0001 and U+0001
-as U+0001 U+0002.
+are stored with an order-preserving escape (:func:`~.pgdriver.to_db`): U+0000 as U+0001 U+0001
+and U+0001 as U+0001 U+0002.
 
 Failures: driver and server errors are raised as StoreError. When a connection is lost (server
 restart, network), every pooled connection is dropped and later calls connect afresh; the call
@@ -49,24 +45,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
-from idnode.errors import (
-    HandleAlreadyExists,
-    HandleError,
-    HandleNotFound,
-    InvalidValue,
-    ProtocolViolation,
-    StoreError,
-    ValueAlreadyExists,
-    ValuesNotFound,
-)
-from idnode.protocol.values import HandleValue, decode_record, encode_record
+from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
+from idnode.protocol.values import HandleValue
+from idnode.store import records as rec
 from idnode.store.base import handle_key
 from idnode.store.migrations import migrate_postgres
+from idnode.store.pgdriver import (
+    CONNECTION_LOST,
+    DRIVER_ERRORS,
+    connect,
+    connection_lost,
+    describe,
+    from_db,
+    keep_session,
+    session_settings,
+    to_db,
+)
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 __all__ = [
     "CONNECTION_LOST",
@@ -79,25 +80,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-#: Errors of the driver and the network; raised from PostgresStore as StoreError.
-DRIVER_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # e.g. a protocol state error on a connection being dropped
-    OSError,
-    TimeoutError,
-)
-#: Errors meaning the connection is gone (class 08, server shutdown or start-up, socket errors).
-CONNECTION_LOST: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-    OSError,
-)
-
-_NA = "0.NA/"
+_Conn: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"  # a pooled connection
 
 _GET = "SELECT record FROM handles WHERE handle_key = $1"
 _GET_FOR_UPDATE = "SELECT record FROM handles WHERE handle_key = $1 FOR UPDATE"
@@ -105,9 +88,17 @@ _INSERT_IF_NEW = (
     "INSERT INTO handles (handle_key, handle, record) VALUES ($1, $2, $3)"
     " ON CONFLICT (handle_key) DO NOTHING RETURNING TRUE"
 )
-_INSERT_MANY_IF_NEW = (
+# Bulk registration: COPY into this session's staging table (emptied at every commit), then
+# insert the new ones from it in key order.
+_STAGING = "idnode_staging"
+_STAGING_COLUMNS = ("handle_key", "handle", "record")
+_CREATE_STAGING = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGING}"
+    ' (handle_key TEXT COLLATE "C", handle TEXT, record BYTEA) ON COMMIT DELETE ROWS'
+)
+_INSERT_STAGED_IF_NEW = (
     "INSERT INTO handles (handle_key, handle, record)"
-    " SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])"
+    f" SELECT handle_key, handle, record FROM pg_temp.{_STAGING} ORDER BY handle_key"
     " ON CONFLICT (handle_key) DO NOTHING RETURNING handle_key"
 )
 _REPLACE = (
@@ -134,129 +125,10 @@ _HOMED = "SELECT prefix FROM homed_prefixes ORDER BY prefix_key"
 _IS_HOMED = "SELECT TRUE FROM homed_prefixes WHERE prefix_key = $1"
 
 
-class _Connection(Protocol):
-    """The part of ``asyncpg.Connection`` this module uses (asyncpg ships no type hints)."""
-
-    async def execute(self, query: str, *args: object, timeout: float | None = None) -> str: ...
-    async def fetch(
-        self, query: str, *args: object, timeout: float | None = None
-    ) -> list[Sequence[Any]]: ...
-    async def fetchval(self, query: str, *args: object, timeout: float | None = None) -> Any: ...
-    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
-    async def close(self, *, timeout: float | None = None) -> None: ...
-
-
-class _Pool(Protocol):
-    """The part of ``asyncpg.Pool`` this module uses."""
-
-    def acquire(
-        self, *, timeout: float | None = None
-    ) -> AbstractAsyncContextManager[_Connection]: ...
-    async def expire_connections(self) -> None: ...
-    async def close(self) -> None: ...
-    def terminate(self) -> None: ...
-
-
-def describe(exc: BaseException) -> str:
-    """The message of a driver error, or its class name if it has none (TimeoutError)."""
-    return str(exc) or type(exc).__name__
-
-
-def to_db(text: str) -> str:
-    """``text`` as stored: U+0001 becomes U+0001 U+0002, then U+0000 becomes U+0001 U+0001.
-
-    PostgreSQL text cannot contain U+0000. The escape keeps the byte order of strings (each
-    escaped character still sorts where the original did, and no escaped character is a
-    prefix of another), so ORDER BY and range scans on escaped keys give SQLite's order.
-    """
-    if "\x00" not in text and "\x01" not in text:
-        return text
-    return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
-
-
-def from_db(text: str) -> str:
-    """The inverse of :func:`to_db`."""
-    if "\x01" not in text:
-        return text
-    return text.replace("\x01\x01", "\x00").replace("\x01\x02", "\x01")
-
-
-async def _keep_session(conn: object) -> None:
-    """Pool ``reset`` hook: nothing to undo, as idnode changes no session state (asyncpg
-    still rolls back an open transaction on release). Saves a round trip per release."""
-
-
-async def connect(url: str, *, timeout: float = 10.0) -> _Connection:
-    """One connection to ``url`` with idnode's session settings; StoreError if it fails.
-
-    The caller closes it.
-    """
-    try:
-        conn: _Connection = await asyncpg.connect(
-            url, timeout=timeout, command_timeout=timeout, server_settings=_settings(timeout)
-        )
-    except DRIVER_ERRORS as exc:
-        raise StoreError(f"cannot connect to PostgreSQL: {describe(exc)}") from exc
-    return conn
-
-
-def _settings(timeout: float) -> dict[str, str]:
-    """Session settings: durable commits, and lock waits that give up before the client's
-    ``timeout`` so that they fail with a clear server error (LockNotAvailable)."""
-    return {
-        "application_name": "idnode",
-        "synchronous_commit": "on",
-        "lock_timeout": f"{max(1, round(timeout * 500))}ms",
-    }
-
-
-def _display(key: str, handle: str) -> str | None:
-    """The display column: NULL when the handle is spelled as its key (saves the bytes)."""
-    return None if handle == key else to_db(handle)
-
-
-def _encode(values: Sequence[HandleValue]) -> bytes:
-    try:
-        return encode_record(values)
-    except ProtocolViolation as exc:
-        raise InvalidValue(str(exc)) from exc
-
-
-def _decode(record: bytes) -> tuple[HandleValue, ...]:
-    try:
-        return decode_record(record)
-    except HandleError as exc:
-        raise StoreError(f"stored record does not decode: {exc}") from exc
-
-
-def _distinct(values: Sequence[HandleValue]) -> dict[int, HandleValue]:
-    by_index = {v.index: v for v in values}
-    if len(by_index) != len(values):
-        raise InvalidValue("two values share an index")
-    return by_index
-
-
-async def _current(conn: _Connection, key: str, handle: str) -> dict[int, HandleValue]:
-    """The handle's values by index, its row locked until the end of the transaction;
-    HandleNotFound if absent."""
-    record = await conn.fetchval(_GET_FOR_UPDATE, key)
-    if record is None:
-        raise HandleNotFound(f"handle not found: {handle}")
-    return {v.index: v for v in _decode(record)}
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` or an error it was raised from or while handling is one of
-    :data:`CONNECTION_LOST` (e.g. the rollback after a lost connection fails with
-    "the underlying connection is closed")."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        if isinstance(cause, CONNECTION_LOST):
-            return True
-        seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
-    return False
+def _escaped(row: rec.Row) -> rec.Row:
+    """A row as stored: key and display string escaped (:func:`to_db`)."""
+    key, display, record = row
+    return to_db(key), None if display is None else to_db(display), record
 
 
 def _count(status: str) -> int:
@@ -275,7 +147,7 @@ class PostgresStore:
     :meth:`close` is idempotent, and every other call after it raises StoreError.
     """
 
-    def __init__(self, pool: _Pool, *, timeout: float) -> None:
+    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], *, timeout: float) -> None:
         """Internal: use :meth:`open`."""
         self._pool = pool
         self._timeout = timeout
@@ -294,14 +166,14 @@ class PostgresStore:
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
         try:
-            pool: _Pool = await asyncpg.create_pool(
+            pool = await asyncpg.create_pool(
                 url,
                 min_size=1,
                 max_size=pool_size,
-                reset=_keep_session,
+                reset=keep_session,
                 timeout=timeout,
                 command_timeout=timeout,
-                server_settings=_settings(timeout),
+                server_settings=session_settings(timeout),
             )
         except DRIVER_ERRORS as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {describe(exc)}") from exc
@@ -341,12 +213,12 @@ class PostgresStore:
         if self._closed:
             raise StoreError("store is closed")
 
-    async def _run(self, work: Callable[[_Connection], Awaitable[_T]], *, write: bool) -> _T:
+    async def _run(self, work: Callable[[_Conn], Awaitable[_T]], *, write: bool) -> _T:
         """Run ``work`` on a pooled connection, in a transaction if ``write``.
 
-        When the connection is lost (:func:`_connection_lost`) the pool is renewed, and
-        ``work`` is retried once unless a COMMIT may have been sent. Every driver error ends
-        as StoreError.
+        When the connection is lost (:func:`~.pgdriver.connection_lost`) the pool is renewed,
+        and ``work`` is retried once unless a COMMIT may have been sent. Every driver error
+        ends as StoreError.
         """
         self._check_open()
         for attempt in (1, 2):
@@ -360,7 +232,7 @@ class PostgresStore:
                         committing = True  # leaving the block sends COMMIT
                     return result
             except DRIVER_ERRORS as exc:
-                lost = _connection_lost(exc)
+                lost = connection_lost(exc)
                 if lost or isinstance(exc, asyncpg.InternalClientError):
                     # This connection may be unusable, and others to the same server too:
                     # each pooled connection is replaced when next acquired.
@@ -376,7 +248,7 @@ class PostgresStore:
     async def _column(self, sql: str, *params: str) -> list[str]:
         """The first column of every row of a read query, unescaped."""
 
-        async def query(conn: _Connection) -> list[str]:
+        async def query(conn: _Conn) -> list[str]:
             return [from_db(row[0]) for row in await conn.fetch(sql, *params)]
 
         return await self._run(query, write=False)
@@ -386,9 +258,9 @@ class PostgresStore:
         """All values of ``handle`` ordered by index, or None if the handle does not exist."""
         key = to_db(handle_key(handle))
 
-        async def query(conn: _Connection) -> tuple[HandleValue, ...] | None:
+        async def query(conn: _Conn) -> tuple[HandleValue, ...] | None:
             record = await conn.fetchval(_GET, key)
-            return None if record is None else _decode(record)
+            return None if record is None else rec.decode(record)
 
         return await self._run(query, write=False)
 
@@ -398,9 +270,9 @@ class PostgresStore:
         """Create ``handle`` with ``values``; HandleAlreadyExists unless ``overwrite``, which
         replaces the whole record (including the display string)."""
         key = handle_key(handle)
-        row = (to_db(key), _display(key, handle), _encode(values))
+        row = _escaped((key, rec.display(key, handle), rec.encode(values)))
 
-        async def txn(conn: _Connection) -> None:
+        async def txn(conn: _Conn) -> None:
             if overwrite:
                 await conn.execute(_REPLACE, *row)
             elif await conn.fetchval(_INSERT_IF_NEW, *row) is None:
@@ -409,38 +281,44 @@ class PostgresStore:
         await self._run(txn, write=True)
 
     async def create_records(self, records: Sequence[tuple[str, bytes]]) -> list[bool]:
-        """Bulk registration in one transaction (one statement); existing handles are left as
-        they are. Returns, per record, whether it was created."""
-        keys = [handle_key(h) for h, _ in records]
-        if len(set(keys)) != len(keys):
-            raise InvalidValue("a handle appears twice in one batch")
-        rows = sorted(
-            (to_db(k), _display(k, h), rec) for k, (h, rec) in zip(keys, records, strict=True)
-        )  # key order: batches sharing handles lock them in the same order
-        columns = [list(column) for column in zip(*rows, strict=True)] or [[], [], []]
+        """Bulk registration in one transaction; existing handles are left as they are.
+        Returns, per record, whether it was created.
 
-        async def txn(conn: _Connection) -> set[str]:
-            return {row[0] for row in await conn.fetch(_INSERT_MANY_IF_NEW, *columns)}
+        The rows are COPied into a temporary table and inserted from there with ``ON
+        CONFLICT DO NOTHING`` in key order, so that batches sharing handles lock them in the
+        same order and cannot deadlock.
+        """
+        self._check_open()
+        rows = [_escaped(row) for row in rec.bulk_rows(records)]
+        if not rows:
+            return []
+
+        async def txn(conn: _Conn) -> set[str]:
+            await conn.execute(_CREATE_STAGING)
+            await conn.copy_records_to_table(
+                _STAGING, schema_name="pg_temp", records=rows, columns=_STAGING_COLUMNS
+            )
+            return {row[0] for row in await conn.fetch(_INSERT_STAGED_IF_NEW)}
 
         created = await self._run(txn, write=True)
-        return [to_db(k) in created for k in keys]
+        return [row[0] in created for row in rows]
 
     async def scan(
         self, after: str | None = None, limit: int = 1000
     ) -> list[tuple[str, tuple[HandleValue, ...]]]:
         """Up to ``limit`` handles with their values in key order, after ``after``."""
-        start = "" if after is None else to_db(handle_key(after))  # "" sorts before every key
+        start = to_db(rec.scan_start(after))
 
-        async def query(conn: _Connection) -> list[tuple[str, tuple[HandleValue, ...]]]:
+        async def query(conn: _Conn) -> list[tuple[str, tuple[HandleValue, ...]]]:
             rows = await conn.fetch(_SCAN, start, limit)
-            return [(from_db(handle), _decode(record)) for handle, record in rows]
+            return [(from_db(handle), rec.decode(record)) for handle, record in rows]
 
         return await self._run(query, write=False)
 
     async def count_handles(self) -> int:
         """The number of handles stored."""
 
-        async def query(conn: _Connection) -> int:
+        async def query(conn: _Conn) -> int:
             return int(await conn.fetchval(_COUNT))
 
         return await self._run(query, write=False)
@@ -449,7 +327,7 @@ class PostgresStore:
         """Delete the handle and all its values; HandleNotFound if absent."""
         key = to_db(handle_key(handle))
 
-        async def txn(conn: _Connection) -> None:
+        async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_DELETE, key)) == 0:
                 raise HandleNotFound(f"handle not found: {handle}")
 
@@ -460,46 +338,26 @@ class PostgresStore:
     ) -> None:
         """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
         present unless ``overwrite`` (then it is replaced). On error nothing changes."""
-        key = to_db(handle_key(handle))
-        new = _distinct(values)
-
-        async def txn(conn: _Connection) -> None:
-            current = await _current(conn, key, handle)
-            taken = current.keys() & new.keys()
-            if taken and not overwrite:
-                raise ValueAlreadyExists(f"{handle}: indexes {sorted(taken)} already exist")
-            await conn.execute(_SET_RECORD, _encode(list((current | new).values())), key)
-
-        await self._run(txn, write=True)
+        await self._edit(handle, rec.add_values_edit(handle, values, overwrite=overwrite))
 
     async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
         """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
         any index is absent. On error nothing changes."""
-        key = to_db(handle_key(handle))
-        new = _distinct(values)
-
-        async def txn(conn: _Connection) -> None:
-            current = await _current(conn, key, handle)
-            missing = new.keys() - current.keys()
-            if missing:
-                raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
-            await conn.execute(_SET_RECORD, _encode(list((current | new).values())), key)
-
-        await self._run(txn, write=True)
+        await self._edit(handle, rec.modify_values_edit(handle, values))
 
     async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
         """Remove values by index; HandleNotFound if the handle is absent, ValuesNotFound if
         any index is absent. On error nothing changes. The handle stays, even if empty."""
-        key = to_db(handle_key(handle))
-        wanted = set(indexes)
+        await self._edit(handle, rec.remove_values_edit(handle, indexes))
 
-        async def txn(conn: _Connection) -> None:
-            current = await _current(conn, key, handle)
-            missing = wanted - current.keys()
-            if missing:
-                raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
-            kept = [v for i, v in current.items() if i not in wanted]
-            await conn.execute(_SET_RECORD, _encode(kept), key)
+    async def _edit(self, handle: str, edit: rec.Edit) -> None:
+        """Replace the record of ``handle`` by ``edit`` of it, in one transaction that holds
+        the row lock (``FOR UPDATE``) from the read to the write."""
+        key = to_db(handle_key(handle))
+
+        async def txn(conn: _Conn) -> None:
+            record = await conn.fetchval(_GET_FOR_UPDATE, key)
+            await conn.execute(_SET_RECORD, edit(record), key)
 
         await self._run(txn, write=True)
 
@@ -509,11 +367,8 @@ class PostgresStore:
         A handle without ``/`` is not listed; ``prefix`` containing ``/`` lists nothing.
         """
         self._check_open()
-        if "/" in prefix:
-            return []
-        key = to_db(handle_key(prefix))
-        # Every key that starts with "KEY/" and nothing else: "0" follows "/" in byte order.
-        return await self._column(_HANDLES_IN_RANGE, key + "/", key + "0")
+        bounds = rec.handles_range(prefix)
+        return [] if bounds is None else await self._column(_HANDLES_IN_RANGE, *map(to_db, bounds))
 
     async def list_derived_prefixes(self, prefix: str) -> list[str]:
         """Prefix handles ``0.NA/<prefix>.<x>...`` stored here (any depth), sorted by key.
@@ -521,11 +376,8 @@ class PostgresStore:
         ``prefix`` is given without ``0.NA/``; the stored handle strings are returned.
         """
         self._check_open()
-        if "/" in prefix:
-            return []
-        key = to_db(_NA + handle_key(prefix))
-        # Every key that starts with "0.NA/KEY.": "/" follows "." in byte order.
-        return await self._column(_HANDLES_IN_RANGE, key + ".", key + "/")
+        bounds = rec.derived_prefixes_range(prefix)
+        return [] if bounds is None else await self._column(_HANDLES_IN_RANGE, *map(to_db, bounds))
 
     # -- homed prefixes --------------------------------------------------------------------
     async def home_prefix(self, prefix: str) -> None:
@@ -533,7 +385,7 @@ class PostgresStore:
         the display string it was first homed with."""
         key, display = to_db(handle_key(prefix)), to_db(prefix)
 
-        async def txn(conn: _Connection) -> None:
+        async def txn(conn: _Conn) -> None:
             await conn.execute(_HOME, key, display)
 
         await self._run(txn, write=True)
@@ -542,7 +394,7 @@ class PostgresStore:
         """Stop serving ``prefix``; HandleNotFound if it was not homed."""
         key = to_db(handle_key(prefix))
 
-        async def txn(conn: _Connection) -> None:
+        async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_UNHOME, key)) == 0:
                 raise HandleNotFound(f"prefix not homed: {prefix}")
 
@@ -556,7 +408,7 @@ class PostgresStore:
         """Whether ``prefix`` is homed here (case-insensitive)."""
         key = to_db(handle_key(prefix))
 
-        async def query(conn: _Connection) -> bool:
+        async def query(conn: _Conn) -> bool:
             return await conn.fetchval(_IS_HOMED, key) is not None
 
         return await self._run(query, write=False)

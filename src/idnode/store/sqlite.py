@@ -23,17 +23,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from idnode.errors import (
-    HandleAlreadyExists,
-    HandleError,
-    HandleNotFound,
-    InvalidValue,
-    ProtocolViolation,
-    StoreError,
-    ValueAlreadyExists,
-    ValuesNotFound,
-)
-from idnode.protocol.values import HandleValue, decode_record, encode_record
+from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
+from idnode.protocol.values import HandleValue
+from idnode.store import records as rec
 from idnode.store.base import handle_key
 from idnode.store.migrations import migrate
 
@@ -41,9 +33,7 @@ __all__ = ["SQLiteStore"]
 
 _T = TypeVar("_T")
 
-_NA = "0.NA/"
-
-_GET = "SELECT handle, record FROM handles WHERE handle_key = ?"
+_GET = "SELECT record FROM handles WHERE handle_key = ?"
 _INSERT = "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
 _INSERT_IF_NEW = (
     "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
@@ -90,40 +80,6 @@ def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Co
         conn.close()
         raise
     return conn
-
-
-def _display(key: str, handle: str) -> str | None:
-    """The display column: NULL when the handle is spelled as its key (saves the bytes)."""
-    return None if handle == key else handle
-
-
-def _encode(values: Sequence[HandleValue]) -> bytes:
-    try:
-        return encode_record(values)
-    except ProtocolViolation as exc:
-        raise InvalidValue(str(exc)) from exc
-
-
-def _decode(record: bytes) -> tuple[HandleValue, ...]:
-    try:
-        return decode_record(record)
-    except HandleError as exc:
-        raise StoreError(f"stored record does not decode: {exc}") from exc
-
-
-def _current(conn: sqlite3.Connection, key: str, handle: str) -> dict[int, HandleValue]:
-    """The handle's values by index (inside a write transaction); HandleNotFound if absent."""
-    row = conn.execute(_GET, (key,)).fetchone()
-    if row is None:
-        raise HandleNotFound(f"handle not found: {handle}")
-    return {v.index: v for v in _decode(row[1])}
-
-
-def _distinct(values: Sequence[HandleValue]) -> dict[int, HandleValue]:
-    by_index = {v.index: v for v in values}
-    if len(by_index) != len(values):
-        raise InvalidValue("two values share an index")
-    return by_index
 
 
 class SQLiteStore:
@@ -268,7 +224,7 @@ class SQLiteStore:
 
         def query(conn: sqlite3.Connection) -> tuple[HandleValue, ...] | None:
             row = conn.execute(_GET, (key,)).fetchone()
-            return None if row is None else _decode(row[1])
+            return None if row is None else rec.decode(row[0])
 
         return await self._read(query)
 
@@ -278,7 +234,7 @@ class SQLiteStore:
         """Create ``handle`` with ``values``; HandleAlreadyExists unless ``overwrite``, which
         replaces the whole record (including the display string)."""
         key = handle_key(handle)
-        row = (key, _display(key, handle), _encode(values))
+        row = (key, rec.display(key, handle), rec.encode(values))
 
         def txn(conn: sqlite3.Connection) -> None:
             if overwrite:
@@ -290,10 +246,8 @@ class SQLiteStore:
 
     async def create_records(self, records: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Bulk registration in one transaction; existing handles are left as they are."""
-        keys = [handle_key(h) for h, _ in records]
-        rows = [(k, _display(k, h), rec) for k, (h, rec) in zip(keys, records, strict=True)]
-        if len({row[0] for row in rows}) != len(rows):
-            raise InvalidValue("a handle appears twice in one batch")
+        rows = rec.bulk_rows(records)
+        keys = [row[0] for row in rows]
 
         def txn(conn: sqlite3.Connection) -> list[bool]:
             existing: set[str] = set()
@@ -311,11 +265,11 @@ class SQLiteStore:
         self, after: str | None = None, limit: int = 1000
     ) -> list[tuple[str, tuple[HandleValue, ...]]]:
         """Up to ``limit`` handles with their values in key order, after ``after``."""
-        start = "" if after is None else handle_key(after)  # "" sorts before every key
+        start = rec.scan_start(after)
 
         def query(conn: sqlite3.Connection) -> list[tuple[str, tuple[HandleValue, ...]]]:
             rows = conn.execute(_SCAN, (start, limit)).fetchall()
-            return [(handle, _decode(record)) for handle, record in rows]
+            return [(handle, rec.decode(record)) for handle, record in rows]
 
         return await self._read(query)
 
@@ -342,46 +296,25 @@ class SQLiteStore:
     ) -> None:
         """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
         present unless ``overwrite`` (then it is replaced). On error nothing changes."""
-        key = handle_key(handle)
-        new = _distinct(values)
-
-        def txn(conn: sqlite3.Connection) -> None:
-            current = _current(conn, key, handle)
-            taken = current.keys() & new.keys()
-            if taken and not overwrite:
-                raise ValueAlreadyExists(f"{handle}: indexes {sorted(taken)} already exist")
-            conn.execute(_SET_RECORD, (_encode(list((current | new).values())), key))
-
-        await self._write(txn)
+        await self._edit(handle, rec.add_values_edit(handle, values, overwrite=overwrite))
 
     async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
         """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
         any index is absent. On error nothing changes."""
-        key = handle_key(handle)
-        new = _distinct(values)
-
-        def txn(conn: sqlite3.Connection) -> None:
-            current = _current(conn, key, handle)
-            missing = new.keys() - current.keys()
-            if missing:
-                raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
-            conn.execute(_SET_RECORD, (_encode(list((current | new).values())), key))
-
-        await self._write(txn)
+        await self._edit(handle, rec.modify_values_edit(handle, values))
 
     async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
         """Remove values by index; HandleNotFound if the handle is absent, ValuesNotFound if
         any index is absent. On error nothing changes. The handle stays, even if empty."""
+        await self._edit(handle, rec.remove_values_edit(handle, indexes))
+
+    async def _edit(self, handle: str, edit: rec.Edit) -> None:
+        """Replace the record of ``handle`` by ``edit`` of it, in one write transaction."""
         key = handle_key(handle)
-        wanted = set(indexes)
 
         def txn(conn: sqlite3.Connection) -> None:
-            current = _current(conn, key, handle)
-            missing = wanted - current.keys()
-            if missing:
-                raise ValuesNotFound(f"{handle}: no values at indexes {sorted(missing)}")
-            kept = [v for i, v in current.items() if i not in wanted]
-            conn.execute(_SET_RECORD, (_encode(kept), key))
+            row = conn.execute(_GET, (key,)).fetchone()
+            conn.execute(_SET_RECORD, (edit(None if row is None else row[0]), key))
 
         await self._write(txn)
 
@@ -391,11 +324,8 @@ class SQLiteStore:
         A handle without ``/`` is not listed; ``prefix`` containing ``/`` lists nothing.
         """
         self._check_open()
-        if "/" in prefix:
-            return []
-        key = handle_key(prefix)
-        # Every key that starts with "KEY/" and nothing else: "0" follows "/" in byte order.
-        return await self._column(_HANDLES_IN_RANGE, (key + "/", key + "0"))
+        bounds = rec.handles_range(prefix)
+        return [] if bounds is None else await self._column(_HANDLES_IN_RANGE, bounds)
 
     async def list_derived_prefixes(self, prefix: str) -> list[str]:
         """Prefix handles ``0.NA/<prefix>.<x>...`` stored here (any depth), sorted by key.
@@ -403,11 +333,8 @@ class SQLiteStore:
         ``prefix`` is given without ``0.NA/``; the stored handle strings are returned.
         """
         self._check_open()
-        if "/" in prefix:
-            return []
-        key = _NA + handle_key(prefix)
-        # Every key that starts with "0.NA/KEY.": "/" follows "." in byte order.
-        return await self._column(_HANDLES_IN_RANGE, (key + ".", key + "/"))
+        bounds = rec.derived_prefixes_range(prefix)
+        return [] if bounds is None else await self._column(_HANDLES_IN_RANGE, bounds)
 
     # -- homed prefixes --------------------------------------------------------------------
     async def home_prefix(self, prefix: str) -> None:
