@@ -96,8 +96,11 @@ async def init_node(
     port: int = 2641,
     demo: bool = False,
     description: str = "idnode",
+    database: str = "idnode.db",
 ) -> InitResult:
-    """Create a node in ``directory`` (which must not hold one already)."""
+    """Create a node in ``directory`` (which must not hold one already). ``database`` is a
+    SQLite file (relative to ``directory``) or a ``postgresql://`` URL of an existing, empty
+    database."""
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "idnode.toml"
     if config_path.exists():
@@ -109,6 +112,7 @@ async def init_node(
         directory=directory.resolve(),
         listen=listen,
         port=port,
+        database=database,
         description=description,
         server_admins=(group,),
         gs1_rules=(f"01:{prefix}/MD-UDI-{{gtin14}}",) if demo else (),

@@ -85,10 +85,19 @@ def main(verbose: bool) -> None:
 @click.option("--listen", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=2641, show_default=True, help="UDP and TCP port.")
 @click.option("--demo/--no-demo", default=False, help="Also create demo identifiers.")
-def init(directory: Path, prefix: str, listen: str, port: int, demo: bool) -> None:
+@click.option(
+    "--db",
+    "database",
+    default="idnode.db",
+    show_default=True,
+    help="SQLite file (in DIRECTORY) or postgresql:// URL of an empty database.",
+)
+def init(directory: Path, prefix: str, listen: str, port: int, demo: bool, database: str) -> None:
     """Create a node in DIRECTORY: configuration, keys, database and prefix handle."""
     try:
-        result = asyncio.run(init_node(directory, prefix, listen=listen, port=port, demo=demo))
+        result = asyncio.run(
+            init_node(directory, prefix, listen=listen, port=port, demo=demo, database=database)
+        )
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"node created: {result.config_path}")

@@ -1,7 +1,8 @@
 """Acknowledged writes survive ``kill -9`` of a real ``idnode serve`` process.
 
-The server runs as a subprocess (``python -m idnode.cli serve --config ...``). Several
-clients create handles over TCP with the admin secret; once enough creates are acknowledged
+The server runs as a subprocess (``python -m idnode.cli serve --config ...``) on SQLite and on
+PostgreSQL. Several clients create handles with the admin secret, over the native protocol
+(TCP) or the HTTP API (PUT with Basic authentication); once enough creates are acknowledged
 a separate thread kills the server with SIGKILL while other creates are in flight. After a
 restart every acknowledged handle must resolve with exactly its values, and a create that was
 not acknowledged must be either absent or complete (never half-written).
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import queue
 import re
@@ -20,16 +22,22 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
+import httpx
+import pytest
+
+from idnode.bootstrap import init_node
 from idnode.client import HandleClient, SecretKeyCredentials
 from idnode.errors import HandleNotFound
+from idnode.jsonvalues import value_to_json
 from idnode.protocol.values import HandleValue
+from tests.pgserver import PostgresServer
 from tests.server.nodeutil import (
     HOST,
     PREFIX,
     PREFIX_HANDLE,
     admin_value,
-    create_node_dir,
     text_value,
 )
 
@@ -40,7 +48,7 @@ MAX_SECONDS = 2.0
 KILL_AFTER = 40
 STARTUP_TIMEOUT = 30.0
 
-_SERVING = re.compile(r"idnode serving .* on [^ ]+:(\d+)")
+_SERVING = re.compile(r"idnode serving .* on [^ ]+:(\d+) .*http://[^ ]+:(\d+)/")
 
 
 class ServerProcess:
@@ -60,7 +68,7 @@ class ServerProcess:
         )
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
         self._reader.start()
-        self.port = self._wait_for_port()
+        self.port, self.http_port = self._wait_for_ports()
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -68,7 +76,7 @@ class ServerProcess:
             self._lines.put(line)
         self._lines.put(None)
 
-    def _wait_for_port(self) -> int:
+    def _wait_for_ports(self) -> tuple[int, int]:
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
@@ -82,7 +90,7 @@ class ServerProcess:
             self.output.append(line)
             match = _SERVING.search(line)
             if match:
-                return int(match.group(1))
+                return int(match.group(1)), int(match.group(2))
 
     def kill(self) -> None:
         """SIGKILL (what ``kill -9`` sends)."""
@@ -113,33 +121,61 @@ def values_for(handle: str) -> list[HandleValue]:
 
 
 async def write_stream(
-    port: int, creds: SecretKeyCredentials, acked: list[str], attempted: list[str],
-    ack_event: threading.Event,
+    server: ServerProcess, transport: str, creds: SecretKeyCredentials, acked: list[str],
+    attempted: list[str], ack_event: threading.Event,
 ) -> None:  # fmt: skip
     """WORKERS concurrent creators until the server dies, MAX_CREATES or MAX_SECONDS."""
     deadline = time.monotonic() + MAX_SECONDS
     counter = iter(range(MAX_CREATES))
+    user = quote(f"{creds.index}:{creds.handle}", safe="")
+    auth = httpx.BasicAuth(user, creds.secret.decode())
+
+    async def create(http: httpx.AsyncClient, client: HandleClient, handle: str) -> None:
+        if transport == "native":
+            await client.create_handle(handle, values_for(handle))
+            return
+        body = {"values": [value_to_json(v) for v in values_for(handle)]}
+        response = await http.put(f"/api/handles/{handle}?overwrite=false", json=body)
+        if response.status_code != 201:
+            raise ConnectionError(f"HTTP {response.status_code}: {response.text}")
 
     async def worker() -> None:
-        client = HandleClient(HOST, port, tcp=True, timeout=3.0, credentials=creds)
-        for i in counter:
-            if time.monotonic() > deadline:
-                return
-            handle = f"{PREFIX}/DURABLE-{i:04d}"
-            attempted.append(handle)
-            try:
-                await client.create_handle(handle, values_for(handle))
-            except (OSError, asyncio.IncompleteReadError, TimeoutError):
-                return  # the server is gone
-            acked.append(handle)
-            if len(acked) >= KILL_AFTER:
-                ack_event.set()
+        client = HandleClient(HOST, server.port, tcp=True, timeout=3.0, credentials=creds)
+        base = f"http://{HOST}:{server.http_port}"
+        async with httpx.AsyncClient(base_url=base, auth=auth, timeout=3.0) as http:
+            for i in counter:
+                if time.monotonic() > deadline:
+                    return
+                handle = f"{PREFIX}/DURABLE-{i:04d}"
+                attempted.append(handle)
+                try:
+                    await create(http, client, handle)
+                except (OSError, asyncio.IncompleteReadError, TimeoutError, httpx.HTTPError):
+                    return  # the server is gone
+                acked.append(handle)
+                if len(acked) >= KILL_AFTER:
+                    ack_event.set()
 
     await asyncio.gather(*(worker() for _ in range(WORKERS)))
 
 
-def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
-    create_node_dir(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest) -> str:
+    """The node's database: a SQLite file in the node directory, or a fresh PostgreSQL one."""
+    if request.param == "sqlite":
+        return "idnode.db"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    name = f"idnode_durable_{next(_databases)}"
+    server.psql(f"CREATE DATABASE {name}")
+    return server.url(name)
+
+
+_databases = itertools.count()
+
+
+@pytest.mark.parametrize("transport", ["native", "http"])
+def test_acknowledged_creates_survive_kill_9(tmp_path: Path, database: str, transport: str) -> None:
+    asyncio.run(init_node(tmp_path, PREFIX, port=0, demo=True, database=database))
     config_path = tmp_path / "idnode.toml"
     creds = SecretKeyCredentials(
         PREFIX_HANDLE, 300, (tmp_path / "admin-secret").read_bytes().rstrip(b"\r\n")
@@ -159,7 +195,7 @@ def test_acknowledged_creates_survive_kill_9(tmp_path: Path) -> None:
 
         killer_thread = threading.Thread(target=killer, daemon=True)
         killer_thread.start()
-        asyncio.run(write_stream(server.port, creds, acked, attempted, ack_event))
+        asyncio.run(write_stream(server, transport, creds, acked, attempted, ack_event))
         ack_event.set()  # if the stream ended early, kill now
         killer_thread.join(10)
         server.proc.wait(10)

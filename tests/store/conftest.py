@@ -31,7 +31,7 @@ from idnode.store.base import HandleStore
 from idnode.store.postgres import PostgresStore
 from idnode.store.sqlite import SQLiteStore
 from idnode.store.status import migrate_database
-from tests.pgserver import PostgresNotInstalled, PostgresServer
+from tests.pgserver import PostgresServer
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -75,19 +75,6 @@ def runner() -> Iterator[asyncio.Runner]:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return cast(str, request.param)
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL server for the whole session, stopped and deleted at the end."""
-    try:
-        server = PostgresServer.start()
-    except PostgresNotInstalled as exc:
-        pytest.fail(str(exc), pytrace=False)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
