@@ -25,8 +25,8 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
+from idnode.http.api import api_document
 from idnode.http.gs1 import demo_gs1_rules
-from idnode.http.openapi import openapi_document
 from idnode.http.proxy import proxy_openapi_paths
 from tests.http.conftest import PREFIX_HANDLE, basic, live_client
 from tests.server.nodeutil import RunningNode
@@ -50,7 +50,7 @@ SETTINGS = settings(
 #: coverage phase would count as a server error; it probes the defined ones.
 CONFIG = SchemathesisConfig.from_str('[phases.coverage]\nunexpected-methods = ["trace", "put"]\n')
 #: What a demo node serves: the API, the browser proxy and the demo's GS1 Digital Link rule.
-DOCUMENT = openapi_document(proxy_openapi_paths(demo_gs1_rules()))
+DOCUMENT = api_document(proxy_openapi_paths(demo_gs1_rules()))
 schema = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 schemathesis.serializer.alias("application/x-hdl-message", "application/octet-stream")
 

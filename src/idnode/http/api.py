@@ -6,6 +6,8 @@ HTTP application.
 * native messages POSTed as ``application/x-hdl-message`` on any path (:mod:`.native`);
 * ``/api/handles/...`` (:mod:`.handles`), ``/api/prefixes`` (:mod:`.prefixes`),
   ``/api/sessions`` (:mod:`.session_api`), ``/api/openapi.json`` (:mod:`.openapi`);
+* ``/hrls/handles`` (:mod:`.reverse_lookup`), the reverse-lookup servlet pyhandle searches,
+  answered like an endpoint under ``/api/`` (everything below applies to ``/hrls/`` too);
 * then ``extra_routes``, in order: this is where the browser proxy and GS1 Digital Link
   routes are mounted, the proxy as the catch-all ``("", handler)`` route last. Their OpenAPI
   path items go in ``openapi_paths``::
@@ -30,17 +32,19 @@ from typing import Any, Protocol
 from idnode.errors import HandleError
 from idnode.http.asgi import ASGIApp, Handler, HTTPError, Request, Response, Router
 from idnode.http.auth import Authenticator, AuthFailed
+from idnode.http.batch import BatchApi, batch_openapi_paths
 from idnode.http.common import JSON_TYPE, MethodNotAllowed, Params, render, to_http_error
 from idnode.http.handles import HandlesApi
 from idnode.http.native import NativeOverHttp
-from idnode.http.openapi import PathItems, openapi_document
+from idnode.http.openapi import PathItems, add_path_items, openapi_document
 from idnode.http.prefixes import PrefixesApi
+from idnode.http.reverse_lookup import ReverseLookupApi
 from idnode.http.session_api import SessionsApi
 from idnode.http.sessions import SessionStore
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
 
-__all__ = ["JsonApi", "build_app"]
+__all__ = ["JsonApi", "api_document", "build_app"]
 
 _KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE")
 _CORS_ALLOW_HEADERS = "X-Requested-With,Authorization,Origin,Accept,Content-Type"
@@ -53,6 +57,12 @@ class Endpoint(Protocol):
     def body_params(self, method: str) -> bool: ...
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response: ...
+
+
+def api_document(openapi_paths: PathItems = ()) -> dict[str, Any]:
+    """The OpenAPI document served at ``/api/openapi.json``: the API, the batch endpoint and
+    ``openapi_paths`` (e.g. the proxy's)."""
+    return add_path_items(openapi_document(openapi_paths), batch_openapi_paths())
 
 
 class _SessionsEndpoint:
@@ -86,7 +96,8 @@ class _OpenApiEndpoint:
 
 
 class JsonApi:
-    """Everything under ``/api``: an :data:`~idnode.http.asgi.Handler` for the Router."""
+    """Everything under ``/api`` and ``/hrls``: an :data:`~idnode.http.asgi.Handler` for the
+    Router."""
 
     def __init__(
         self, dispatcher: Dispatcher, sessions: SessionStore, openapi_paths: PathItems = ()
@@ -94,11 +105,13 @@ class JsonApi:
         self.auth = Authenticator(dispatcher, sessions)
         self.endpoints: list[tuple[str, Endpoint]] = [
             ("/api/handles", HandlesApi(dispatcher, self.auth)),
+            ("/api/batch", BatchApi(dispatcher, self.auth)),
             ("/api/prefixes", PrefixesApi(dispatcher, self.auth)),
             ("/api/sessions", _SessionsEndpoint(SessionsApi(self.auth))),
+            ("/hrls/handles", ReverseLookupApi(dispatcher, self.auth)),
         ]
         self.exact: dict[str, Endpoint] = {
-            "/api/openapi.json": _OpenApiEndpoint(openapi_document(openapi_paths)),
+            "/api/openapi.json": _OpenApiEndpoint(api_document(openapi_paths)),
         }
 
     def find(self, path: str) -> tuple[Endpoint, str] | None:
@@ -175,7 +188,8 @@ def build_app(
     extra_routes: Iterable[tuple[str, Handler]] = (),
     openapi_paths: PathItems = (),
 ) -> ASGIApp:
-    """The node's HTTP application: native messages, ``/api``, then ``extra_routes``."""
+    """The node's HTTP application: native messages, ``/api`` and ``/hrls``, then
+    ``extra_routes``."""
     api = JsonApi(dispatcher, sessions if sessions is not None else SessionStore(), openapi_paths)
-    router = Router([("/api", api), *extra_routes])
+    router = Router([("/api", api), ("/hrls", api), *extra_routes])
     return NativeOverHttp(router, dispatcher)

@@ -35,6 +35,7 @@ from idnode.errors import (
     AuthenticationFailed,
     AuthenticationRequired,
     AuthenticationTimeout,
+    HandleAlreadyExists,
     HandleError,
     HandleNotFound,
     InsufficientPermissions,
@@ -66,7 +67,7 @@ from idnode.protocol.bodies import (
 from idnode.protocol.codes import AdminPermission, OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import Message
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData
-from idnode.protocol.values import HandleValue
+from idnode.protocol.values import HandleValue, encode_record
 from idnode.server.authz import Authorizer, Identity
 from idnode.server.challenges import Challenges
 from idnode.server.negotiation import (
@@ -412,11 +413,7 @@ class Dispatcher:
         handle = body.handle
         if request.has(OpFlag.MINT):
             handle = self._mint(handle)
-        self._check_handle(handle)
-        await self._require_responsible(handle)
-        is_prefix = handle_key(prefix_of(handle)) == "0.NA"
-        perm = AdminPermission.ADD_NA if is_prefix else AdminPermission.ADD_HANDLE
-        await self.authorizer.require(identity, await self._prefix_admins(handle), perm)
+        await self._may_create(handle, identity)
         overwrite = request.has(OpFlag.OVRW)
         if overwrite:
             existing = await self.store.get_handle(handle)
@@ -424,6 +421,56 @@ class Dispatcher:
                 await self.authorizer.require(identity, existing, AdminPermission.DELETE_HANDLE)
         await self.store.create_handle(handle, self._stamp(body.values), overwrite=overwrite)
         return CreateHandleResponse(handle)
+
+    async def _may_create(self, handle: str, identity: Identity) -> None:
+        """Raise unless ``handle`` is well formed, served here, and ``identity`` may create it:
+        ADD_HANDLE on ``0.NA/<prefix>``, or ADD_NA on the parent for a prefix handle."""
+        self._check_handle(handle)
+        await self._require_responsible(handle)
+        is_prefix = handle_key(prefix_of(handle)) == "0.NA"
+        perm = AdminPermission.ADD_NA if is_prefix else AdminPermission.ADD_HANDLE
+        await self.authorizer.require(identity, await self._prefix_admins(handle), perm)
+
+    async def create_handles(
+        self, items: Sequence[tuple[str, Sequence[HandleValue]]], identity: Identity
+    ) -> list[tuple[int, str]]:
+        """Batch registration (the HTTP batch endpoint): every item is checked as a create
+        would be (handle, responsibility, permission, values), then the valid ones are written
+        in one transaction with :meth:`HandleStore.create_records`. Existing handles are left
+        unchanged. Returns, per item, a response code (SUCCESS, or the error's) and message."""
+        results: list[tuple[int, str]] = [(ResponseCode.SUCCESS, "")] * len(items)
+        allowed: dict[str, HandleError | None] = {}  # per prefix: the permission outcome
+        records: list[tuple[str, bytes]] = []
+        positions: list[int] = []
+        seen: set[str] = set()
+        for position, (handle, values) in enumerate(items):
+            try:
+                self._check_handle(handle)
+                scope = handle_key(prefix_of(handle))
+                if scope == "0.NA":  # prefix handles: each has its own parent
+                    await self._may_create(handle, identity)
+                else:
+                    if scope not in allowed:
+                        try:
+                            await self._may_create(handle, identity)
+                            allowed[scope] = None
+                        except HandleError as exc:
+                            allowed[scope] = exc
+                    if (denied := allowed[scope]) is not None:
+                        raise denied
+                key = handle_key(handle)
+                if key in seen:
+                    raise HandleAlreadyExists("given twice in this batch")
+                seen.add(key)
+                records.append((handle, encode_record(self._stamp(values))))
+                positions.append(position)
+            except HandleError as exc:
+                results[position] = (exc.response_code, exc.message)
+        created = await self.store.create_records(records) if records else []
+        for position, was_created in zip(positions, created, strict=True):
+            if not was_created:
+                results[position] = (ResponseCode.HANDLE_ALREADY_EXISTS, "Handle already exists.")
+        return results
 
     def _mint(self, handle: str) -> str:
         """A new handle under ``handle``'s prefix: ``<handle>`` + a random suffix."""
