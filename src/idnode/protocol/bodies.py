@@ -8,6 +8,7 @@ as depends on the opcode and response code; :func:`request_body_class` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Self
 
 from idnode.errors import ProtocolViolation
 from idnode.protocol.codes import OpCode, ResponseCode
@@ -117,8 +118,8 @@ class ResolutionRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class ValuesRequest:
-    """Ops 100 create, 102 add value, 104 modify value: handle and values (RFC 3652 §3.3-3.7)."""
+class _HandleAndValues:
+    """``UTF8 handle``, ``int4 n``, n values: the shape of two message kinds below."""
 
     handle: str
     values: tuple[HandleValue, ...]
@@ -128,8 +129,13 @@ class ValuesRequest:
         write_values(w, self.values)
 
     @classmethod
-    def read(cls, r: Reader) -> ValuesRequest:
+    def read(cls, r: Reader) -> Self:
         return cls(r.utf8("handle"), read_values(r))
+
+
+@dataclass(frozen=True, slots=True)
+class ValuesRequest(_HandleAndValues):
+    """Ops 100 create, 102 add value, 104 modify value: handle and values (RFC 3652 §3.3-3.7)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,19 +293,8 @@ class ErrorBody:
 
 
 @dataclass(frozen=True, slots=True)
-class ResolutionResponse:
+class ResolutionResponse(_HandleAndValues):
     """Op 1 success: the handle and the matching values (RFC 3652 §3.1)."""
-
-    handle: str
-    values: tuple[HandleValue, ...]
-
-    def write(self, w: Writer) -> None:
-        w.utf8(self.handle)
-        write_values(w, self.values)
-
-    @classmethod
-    def read(cls, r: Reader) -> ResolutionResponse:
-        return cls(r.utf8("handle"), read_values(r))
 
 
 @dataclass(frozen=True, slots=True)
