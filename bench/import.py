@@ -34,6 +34,8 @@ from idnode.store.base import handle_key
 from idnode.store.migrations import migrate
 
 ADMIN = Identity("0.NA/88.118.8", 200)
+#: Parsing processes of the importer (ImportOptions.workers), set by --workers.
+WORKERS = 1
 HEADER = "handle,1:URL,2:DESC,3:BATCH,4:EMAIL\n"
 
 
@@ -73,7 +75,9 @@ def encoded_rows(count: int) -> list[tuple[str, str | None, bytes]]:
 async def idnode_import(location: str, csv_path: Path, batch: int) -> float:
     store = await open_store(location)
     try:
-        options = ImportOptions(admin=ADMIN, homed=frozenset({"88.118.8"}), batch_size=batch)
+        options = ImportOptions(
+            admin=ADMIN, homed=frozenset({"88.118.8"}), batch_size=batch, workers=WORKERS
+        )
         started = time.perf_counter()
         summary = await run_import(store, csv_path, options)
         elapsed = time.perf_counter() - started
@@ -140,7 +144,10 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=5000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "all"], default="all")
+    parser.add_argument("--workers", type=int, default=1, help="importer parsing processes")
     args = parser.parse_args()
+    global WORKERS
+    WORKERS = args.workers
     table: list[tuple[str, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="idnode-bench-") as tmp:
         work = Path(tmp)
@@ -171,7 +178,10 @@ def main() -> None:
             finally:
                 server.stop()
     print()
-    print(f"bulk import, {args.count:,} identifiers, batches of {args.batch}")
+    print(
+        f"bulk import, {args.count:,} identifiers, batches of {args.batch}, "
+        f"{args.workers} parsing process(es)"
+    )
     print(
         f"machine: {platform.machine()}, {platform.python_implementation()} "
         f"{platform.python_version()}, {_cpus()} cores"

@@ -522,6 +522,12 @@ def home(
     default=None,
     help="Checkpoint file (default: FILE.checkpoint.json).",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Processes parsing rows while the database writes (0: parse in this process).",
+)
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def import_(
     file: Path,
@@ -533,6 +539,7 @@ def import_(
     batch_size: int,
     errors_path: Path | None,
     checkpoint_path: Path | None,
+    workers: int,
     progress: bool,
 ) -> None:
     """Register the identifiers in FILE (CSV or JSON Lines) directly in the node's database.
@@ -558,7 +565,9 @@ def import_(
         store = await open_store(location)
         try:
             homed = frozenset(handle_key(p) for p in await store.homed_prefixes())
-            options = ImportOptions(prefix=prefix, admin=admin, batch_size=batch_size, homed=homed)
+            options = ImportOptions(
+                prefix=prefix, admin=admin, batch_size=batch_size, homed=homed, workers=workers
+            )
             with Progress(
                 TextColumn("[bold]import[/bold]"),
                 BarColumn(),

@@ -28,10 +28,13 @@ import csv
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -133,6 +136,8 @@ class ImportOptions:
     """Rows per transaction."""
     homed: frozenset[str] = frozenset()
     """Keys of the prefixes homed on the node; rows under other prefixes are refused."""
+    workers: int = 0
+    """Processes that parse rows while the store writes (0: a thread of this process)."""
 
 
 @dataclass
@@ -324,6 +329,76 @@ class _Batch:
     lines: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     end_offset: int = 0
+    last_line: int = 0
+
+
+class _Parser:
+    """Turns chunks of input lines into batches; picklable, so it can run in a worker
+    process (:attr:`ImportOptions.workers`)."""
+
+    def __init__(
+        self,
+        layout: _CsvLayout | None,
+        encoder: RecordEncoder,
+        options: ImportOptions,
+        check: _HandleCheck,
+    ) -> None:
+        self.layout = layout
+        self.encoder = encoder
+        self.options = options
+        self.check = check
+
+    def parse(self, line_no: int, chunk: list[tuple[int, bytes]]) -> _Batch:
+        """``chunk``: (offset after the line, line) pairs; ``line_no``: the line before."""
+        batch = _Batch(end_offset=chunk[-1][0])
+        texts = [raw.decode("utf-8", "replace").rstrip("\r\n") for _, raw in chunk]
+        layout = self.layout
+        rows = _csv_rows(texts) if layout is not None else iter(texts)
+        for text, row in zip(texts, rows, strict=True):
+            line_no += 1
+            if not text.strip():
+                continue
+            name = ""
+            try:
+                if isinstance(row, csv.Error):
+                    raise RowError(f"CSV: {row}")
+                if layout is not None:
+                    assert isinstance(row, list)
+                    name = layout.name_of(row)
+                    record = layout.parse(row, self.check)
+                else:
+                    record = _jsonl_record(json.loads(text), self.encoder, self.options, self.check)
+                batch.records.append(record)
+                batch.lines.append(line_no)
+            except (RowError, ValueError) as exc:
+                batch.errors.append(_error_line(line_no, name, str(exc)))
+        batch.last_line = line_no
+        return batch
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a parsing process: exit as soon as the importing process is gone (``kill -9``
+    leaves no orphan behind)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="idnode-parent-watch").start()
+
+
+def _parse_executor(workers: int) -> Executor:
+    """A process for parsing when ``workers`` is 1 or more (the GIL-free way to use a second
+    core), else a thread (parsing still overlaps the store's writes, which release the GIL)."""
+    if workers > 0:
+        return ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
+    return ThreadPoolExecutor(1, thread_name_prefix="idnode-import-parse")
 
 
 async def run_import(
@@ -371,44 +446,27 @@ async def run_import(
             layout = _CsvLayout(header, encoder, options.prefix)
             if start == 0:
                 start, line_no = len(header_line), 1
-        pending: asyncio.Future[None] | None = None
+        parser = _Parser(layout, encoder, options, check)
         lines = _lines(f, start)
-        batch = _Batch(end_offset=start)
-        while chunk := list(itertools.islice(lines, options.batch_size)):
-            batch = _Batch(end_offset=chunk[-1][0])
-            texts = [raw.decode("utf-8", "replace").rstrip("\r\n") for _, raw in chunk]
-            rows = _csv_rows(texts) if layout is not None else iter(texts)
-            for text, row in zip(texts, rows, strict=True):
-                line_no += 1
-                if not text.strip():
-                    continue
-                name = ""
-                try:
-                    if isinstance(row, csv.Error):
-                        raise RowError(f"CSV: {row}")
-                    if layout is not None:
-                        assert isinstance(row, list)
-                        name = layout.name_of(row)
-                        record = layout.parse(row, check)
-                    else:
-                        record = _jsonl_record(json.loads(text), encoder, options, check)
-                    batch.records.append(record)
-                    batch.lines.append(line_no)
-                except (RowError, ValueError) as exc:
-                    batch.errors.append(_error_line(line_no, name, str(exc)))
-            # Parse the next batch while this one is written (the store works in its own
-            # thread); batches still commit, and checkpoint, strictly in order.
-            if pending is not None:
-                await pending
+        loop = asyncio.get_running_loop()
+        # Parse the next chunk (in a worker) while the store writes this one; batches still
+        # commit, and checkpoint, strictly in order.
+        with _parse_executor(options.workers) as executor:
+
+            def submit(first_line: int) -> asyncio.Future[_Batch] | None:
+                chunk = list(itertools.islice(lines, options.batch_size))
+                if not chunk:
+                    return None
+                return loop.run_in_executor(executor, parser.parse, first_line, chunk)
+
+            parsing = submit(line_no)
+            while parsing is not None:
+                batch = await parsing
+                line_no = batch.last_line
+                parsing = submit(line_no)
+                await _commit(store, batch, summary, errors, checkpoint_path, fingerprint, line_no)
                 if progress is not None:
                     progress(summary, total_bytes)
-            pending = asyncio.ensure_future(
-                _commit(store, batch, summary, errors, checkpoint_path, fingerprint, line_no)
-            )
-            batch = _Batch(end_offset=batch.end_offset)
-        if pending is not None:
-            await pending
-        await _commit(store, batch, summary, errors, checkpoint_path, fingerprint, line_no)
     checkpoint_path.unlink(missing_ok=True)
     summary.seconds = clock() - started
     if progress is not None:

@@ -124,11 +124,13 @@ async def test_bad_header_is_refused_before_anything_is_written(
     assert await store.count_handles() == 0
 
 
-async def test_import_twice_adds_nothing(store: HandleStore, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1], ids=["thread", "process"])
+async def test_import_twice_adds_nothing(store: HandleStore, tmp_path: Path, workers: int) -> None:
     rows = "".join(f"88.118.8/R-{i},https://r/{i}\n" for i in range(30))
     src = write(tmp_path / "r.csv", "handle,1:URL\n" + rows)
-    first = await run_import(store, src, OPTIONS)
-    second = await run_import(store, src, OPTIONS)
+    options = ImportOptions(admin=ADMIN, homed=HOMED, batch_size=7, workers=workers)
+    first = await run_import(store, src, options)
+    second = await run_import(store, src, options)
     assert (first.created, first.existing) == (30, 0)
     assert (second.created, second.existing) == (0, 30)
     assert await store.count_handles() == 30
