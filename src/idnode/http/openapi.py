@@ -104,6 +104,7 @@ _PAGING = [
     _query("pageSize", "Page size; with page.", {"type": "integer", "minimum": 0}),
 ]
 _INDEX_ONE = {"type": "integer", "minimum": 0, "maximum": 2147483647}
+_COUNT = {"type": "integer", "minimum": 0, "maximum": 2147483647}
 
 _PUT_BODY = {
     "required": True,
@@ -260,6 +261,24 @@ def _paths() -> dict[str, Any]:
                 "summary": "End the session",
                 "responses": {"204": {"description": "Ended"}, **_SESSION_ERRORS},
             },
+        },
+        "/hrls/handles": {
+            "get": {
+                "summary": "Reverse lookup (authenticated): handles with a public value of each "
+                "given type whose data matches (`*` is a wildcard); any value type may be a "
+                "parameter, not only URL and CHECKSUM. A linear scan of the store.",
+                "parameters": [
+                    _query("URL", "Match URL values."),
+                    _query("CHECKSUM", "Match CHECKSUM values."),
+                    _query("limit", "At most this many handles (default 1000, max 10000).", _COUNT),
+                    _query("page", "Skip this many matching handles.", _COUNT),
+                    *_FORMAT,
+                ],
+                "responses": _responses(
+                    {200: ("The handles", {"type": "array", "items": {"type": "string"}})},
+                    (400, 401),
+                ),
+            }
         },
         "/api/openapi.json": {
             "get": {
