@@ -101,6 +101,7 @@ _INSERT_STAGED_IF_NEW = (
     f" SELECT handle_key, handle, record FROM pg_temp.{_STAGING} ORDER BY handle_key"
     " ON CONFLICT (handle_key) DO NOTHING RETURNING handle_key"
 )
+_EXISTING_KEYS = "SELECT handle_key FROM handles WHERE handle_key = ANY($1::text[])"
 _REPLACE = (
     "INSERT INTO handles (handle_key, handle, record) VALUES ($1, $2, $3)"
     " ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, record = excluded.record"
@@ -284,9 +285,12 @@ class PostgresStore:
         """Bulk registration in one transaction; existing handles are left as they are.
         Returns, per record, whether it was created.
 
-        The rows are COPied into a temporary table and inserted from there with ``ON
-        CONFLICT DO NOTHING`` in key order, so that batches sharing handles lock them in the
-        same order and cannot deadlock.
+        Fast path (the usual bulk import of new identifiers): look up which keys exist, then
+        COPY the others straight into ``handles`` in key order. If a concurrent writer created
+        one of them in between, the COPY fails on the primary key; the batch then goes the
+        careful way: COPY into a temporary table and insert from there with ``ON CONFLICT DO
+        NOTHING`` in key order (batches sharing handles lock them in the same order and
+        cannot deadlock).
         """
         self._check_open()
         rows = [_escaped(row) for row in rec.bulk_rows(records)]
@@ -294,6 +298,17 @@ class PostgresStore:
             return []
 
         async def txn(conn: _Conn) -> set[str]:
+            keys = [row[0] for row in rows]
+            existing = {row[0] for row in await conn.fetch(_EXISTING_KEYS, keys)}
+            new = sorted(row for row in rows if row[0] not in existing)
+            try:
+                async with conn.transaction():  # a savepoint: a failed COPY undoes only itself
+                    await conn.copy_records_to_table(
+                        "handles", records=new, columns=_STAGING_COLUMNS
+                    )
+                return {row[0] for row in new}
+            except asyncpg.UniqueViolationError:
+                pass
             await conn.execute(_CREATE_STAGING)
             await conn.copy_records_to_table(
                 _STAGING, schema_name="pg_temp", records=rows, columns=_STAGING_COLUMNS
