@@ -137,7 +137,7 @@ def _count(status: str) -> int:
     return int(status.rsplit(" ", 1)[-1])
 
 
-class PostgresStore:
+class PostgresStore(rec.ValueEdits):
     """A :class:`~idnode.store.base.HandleStore` in a PostgreSQL database.
 
     Create it with ``await PostgresStore.open(url)``; release it with ``await store.close()``.
@@ -347,23 +347,6 @@ class PostgresStore:
                 raise HandleNotFound(f"handle not found: {handle}")
 
         await self._run(txn, write=True)
-
-    async def add_values(
-        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
-    ) -> None:
-        """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
-        present unless ``overwrite`` (then it is replaced). On error nothing changes."""
-        await self._edit(handle, rec.add_values_edit(handle, values, overwrite=overwrite))
-
-    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
-        """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
-        any index is absent. On error nothing changes."""
-        await self._edit(handle, rec.modify_values_edit(handle, values))
-
-    async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
-        """Remove values by index; HandleNotFound if the handle is absent, ValuesNotFound if
-        any index is absent. On error nothing changes. The handle stays, even if empty."""
-        await self._edit(handle, rec.remove_values_edit(handle, indexes))
 
     async def _edit(self, handle: str, edit: rec.Edit) -> None:
         """Replace the record of ``handle`` by ``edit`` of it, in one transaction that holds

@@ -16,6 +16,7 @@ row.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable, Sequence
 
 from idnode.errors import (
@@ -170,3 +171,29 @@ def remove_values_edit(handle: str, indexes: Sequence[int]) -> Edit:
         return encode([v for i, v in current.items() if i not in wanted])
 
     return edit
+
+
+class ValueEdits(abc.ABC):
+    """add/modify/remove values for a backend that can apply an :data:`Edit` to one record
+    atomically (:meth:`_edit`)."""
+
+    @abc.abstractmethod
+    async def _edit(self, handle: str, edit: Edit) -> None:
+        """Replace the record of ``handle`` by ``edit`` of it, in one transaction."""
+
+    async def add_values(
+        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
+    ) -> None:
+        """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
+        present unless ``overwrite`` (then it is replaced). On error nothing changes."""
+        await self._edit(handle, add_values_edit(handle, values, overwrite=overwrite))
+
+    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
+        any index is absent. On error nothing changes."""
+        await self._edit(handle, modify_values_edit(handle, values))
+
+    async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
+        """Remove values by index; HandleNotFound if the handle is absent, ValuesNotFound if
+        any index is absent. On error nothing changes. The handle stays, even if empty."""
+        await self._edit(handle, remove_values_edit(handle, indexes))

@@ -82,7 +82,7 @@ def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Co
     return conn
 
 
-class SQLiteStore:
+class SQLiteStore(rec.ValueEdits):
     """A :class:`~idnode.store.base.HandleStore` in one SQLite database file.
 
     Create it with ``await SQLiteStore.open(path)``; release it with ``await store.close()``.
@@ -290,23 +290,6 @@ class SQLiteStore:
                 raise HandleNotFound(f"handle not found: {handle}")
 
         await self._write(txn)
-
-    async def add_values(
-        self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
-    ) -> None:
-        """Add values; HandleNotFound if absent; ValueAlreadyExists for an index already
-        present unless ``overwrite`` (then it is replaced). On error nothing changes."""
-        await self._edit(handle, rec.add_values_edit(handle, values, overwrite=overwrite))
-
-    async def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
-        """Replace values by index; HandleNotFound if the handle is absent, ValuesNotFound if
-        any index is absent. On error nothing changes."""
-        await self._edit(handle, rec.modify_values_edit(handle, values))
-
-    async def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
-        """Remove values by index; HandleNotFound if the handle is absent, ValuesNotFound if
-        any index is absent. On error nothing changes. The handle stays, even if empty."""
-        await self._edit(handle, rec.remove_values_edit(handle, indexes))
 
     async def _edit(self, handle: str, edit: rec.Edit) -> None:
         """Replace the record of ``handle`` by ``edit`` of it, in one write transaction."""
