@@ -1,0 +1,520 @@
+"""A recursive Handle resolver: root → prefix sites → the handle's site (spec §4).
+
+Theory of operation
+-------------------
+``resolve(handle)`` walks the hierarchy with :class:`Resolver`'s own cache in front:
+
+1. A handle without a slash is the prefix handle ``0.NA/<handle>``.
+2. **Where a prefix handle lives** (:meth:`Resolver._authority`): ``0.NA/P`` for a top-level P
+   (no dot, or ``0.NA`` itself) lives at the root sites (explicit configuration; there is no
+   built-in list). For a derived prefix ``a.b.c`` it lives at the site serving the parent
+   prefix handle ``0.NA/a.b``: its HS_SITE.PREFIX / HS_SERV.PREFIX (legacy HS_NA_DELEGATE)
+   values if it has them, else its HS_SITE / HS_SERV. When the parent prefix handle does not
+   exist, the parent's own authority answers for the child too (so a root holding
+   ``0.NA/88.118`` but no ``0.NA/88`` works).
+3. **Where a handle lives**: a ``0.NA/P`` handle at P's authority; any other ``P/S`` at the
+   sites named by the HS_SITE values of ``0.NA/P`` (HS_SERV: resolve the service handle to its
+   HS_SITE values first; legacy HS_NA_DELEGATE as a last resort).
+4. **Asking a site list** (:meth:`Resolver._ask`): per site (in order), the server chosen by
+   the site's hash option first (:meth:`SiteInfo.choose_server`), then its other servers;
+   per server UDP first, TCP on failure. 301 → next server, then
+   :class:`~idnode.errors.ServerNotResponsible`. 302/303 referral → ask the sites in the
+   referral's values. No answer anywhere → :class:`UpstreamUnavailable`.
+5. **Limits**: every network exchange is bounded by ``timeout``; every step (prefix level,
+   service handle, referral, request) counts against ``max_depth``
+   (:class:`RecursionLimitExceeded`); asking the same (handle, site) twice in one resolution
+   or re-entering a service handle being resolved is a :class:`ReferralLoop`.
+6. **Caching** (:mod:`idnode.resolver.cache`): every answer (final or intermediate) is cached
+   by (handle, query) for its TTL; "not found" answers for the cache's negative TTL.
+7. **Coalescing**: identical requests to the same server in flight at once share one exchange
+   (coalescing at the request level cannot deadlock, unlike joining whole resolutions that may
+   wait on each other).
+8. **Trace**: each network exchange is reported as a :class:`Hop` to the caller's ``trace``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from idnode.client import HandleClient
+from idnode.errors import (
+    HandleError,
+    HandleNotFound,
+    InvalidHandle,
+    ProtocolViolation,
+    ServerNotResponsible,
+    ValuesNotFound,
+    error_for_code,
+)
+from idnode.protocol.bodies import ErrorBody, ReferralBody, ResolutionRequest, ResolutionResponse
+from idnode.protocol.codes import OpCode, OpFlag, ResponseCode
+from idnode.protocol.message import Message
+from idnode.protocol.types.hs_site import (
+    Interface,
+    InterfaceType,
+    ServerInfo,
+    SiteInfo,
+    TransportProtocol,
+    address_from_bytes,
+    address_to_bytes,
+)
+from idnode.protocol.values import HandleValue
+from idnode.resolver.cache import CacheKey, TTLCache, cache_key
+from idnode.store.base import handle_key, prefix_of
+
+__all__ = [
+    "PREFIX_TYPES",
+    "HandleClientUpstream",
+    "Hop",
+    "RecursionLimitExceeded",
+    "ReferralLoop",
+    "Resolver",
+    "ServerAddress",
+    "Upstream",
+    "UpstreamUnavailable",
+    "root_site",
+]
+
+#: Types asked of a prefix handle (spec §2.2, §2.3, §4).
+PREFIX_TYPES = ("HS_SITE", "HS_SITE.PREFIX", "HS_SERV", "HS_SERV.PREFIX", "HS_NA_DELEGATE")
+#: Types asked of a service handle (spec §2.3).
+_SERVICE_TYPES = ("HS_SITE", "HS_SERV")
+_DELEGATION = (("HS_SITE.PREFIX", "HS_NA_DELEGATE"), ("HS_SERV.PREFIX",))
+_SERVICE = (("HS_SITE",), ("HS_SERV",))
+_LEGACY = (("HS_NA_DELEGATE",), ())
+_ANY_SITE = (("HS_SITE", "HS_SITE.PREFIX", "HS_NA_DELEGATE"), ("HS_SERV", "HS_SERV.PREFIX"))
+_NOT_FOUND = (HandleNotFound, ValuesNotFound)
+_REFERRALS = (ResponseCode.SERVICE_REFERRAL, ResponseCode.PREFIX_REFERRAL)
+_TRY_NEXT = (ResponseCode.SERVER_NOT_RESP, ResponseCode.SERVER_TOO_BUSY)
+_EXPIRY = 12 * 3600
+
+
+class RecursionLimitExceeded(HandleError):
+    """The resolution needed more steps than the resolver's limit."""
+
+    response_code = ResponseCode.RECURSION_COUNT_TOO_HIGH
+
+
+class ReferralLoop(RecursionLimitExceeded):
+    """Referrals or service handles lead back to where the resolution has already been."""
+
+
+class UpstreamUnavailable(HandleError):
+    """No server of the sites to ask answered in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """Where one request goes: host, port and transport."""
+
+    host: str
+    port: int
+    tcp: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}/{'tcp' if self.tcp else 'udp'}"
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One network exchange of a resolution (for ``idnode resolve --trace``)."""
+
+    handle: str
+    """The handle asked."""
+    address: ServerAddress
+    """The server asked."""
+    response_code: int | None
+    """The answer's response code; None when no answer came (see ``error``)."""
+    shared: bool = False
+    """True when an identical request already in flight answered (no extra traffic)."""
+    error: str = ""
+    """Why there was no answer."""
+
+
+class Upstream(Protocol):
+    """Sends one request to one server and returns the response (any response code).
+
+    Raises TimeoutError / OSError when no answer comes, ProtocolViolation for garbage.
+    """
+
+    async def exchange(self, address: ServerAddress, request: Message) -> Message: ...
+
+
+class HandleClientUpstream:
+    """The default :class:`Upstream`: :class:`~idnode.client.HandleClient` over UDP or TCP,
+    each exchange bounded by ``timeout`` seconds (UDP: per attempt, ``retries`` resends)."""
+
+    def __init__(self, *, timeout: float = 2.0, retries: int = 1) -> None:
+        self.timeout = timeout
+        self.retries = retries
+
+    async def exchange(self, address: ServerAddress, request: Message) -> Message:
+        client = HandleClient(
+            address.host, address.port, tcp=address.tcp, timeout=self.timeout, retries=self.retries
+        )
+        attempts = 1 if address.tcp else self.retries + 1
+        async with asyncio.timeout(self.timeout * attempts + 0.5):
+            return await client.exchange(request, address.tcp)
+
+
+def root_site(host: str, port: int = 2641) -> SiteInfo:
+    """A one-server site answering queries over UDP and TCP at ``host:port`` (for root
+    configuration given as addresses)."""
+    interfaces = (
+        Interface(InterfaceType.QUERY, TransportProtocol.UDP, port),
+        Interface(InterfaceType.QUERY, TransportProtocol.TCP, port),
+    )
+    return SiteInfo(servers=(ServerInfo(1, address_to_bytes(host), b"", interfaces),))
+
+
+def _parse_root(root: SiteInfo | str | tuple[str, int]) -> SiteInfo:
+    if isinstance(root, SiteInfo):
+        return root
+    if isinstance(root, tuple):
+        return root_site(*root)
+    host, sep, port = root.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"root address {root!r} is not HOST:PORT")
+    return root_site(host.strip("[]"), int(port))
+
+
+def _fingerprint(site: SiteInfo) -> tuple[tuple[bytes, tuple[Interface, ...]], ...]:
+    return tuple((s.address, s.interfaces) for s in site.servers)
+
+
+@dataclass
+class _Walk:
+    """State of one resolution: steps taken, places visited, the caller's trace."""
+
+    max_depth: int
+    trace: Callable[[Hop], None] | None
+    steps: int = 0
+    visited: set[tuple[object, object]] = field(default_factory=set)
+    services: list[str] = field(default_factory=list)
+
+    def step(self, what: str) -> None:
+        self.steps += 1
+        if self.steps > self.max_depth:
+            raise RecursionLimitExceeded(f"more than {self.max_depth} resolution steps (at {what})")
+
+    @contextlib.contextmanager
+    def service(self, handle: str) -> Iterator[None]:
+        key = handle_key(handle)
+        if key in self.services:
+            chain = " -> ".join([*self.services, key])
+            raise ReferralLoop(f"service handle loop: {chain}")
+        self.services.append(key)
+        try:
+            yield
+        finally:
+            self.services.pop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Referral:
+    values: tuple[HandleValue, ...]
+
+
+class Resolver:
+    """Resolves any handle starting from ``root_sites`` (SiteInfo records or ``HOST:PORT``).
+
+    ``cache`` (a fresh :class:`TTLCache` by default) may be shared; ``clock`` gives epoch
+    seconds for cache times; ``max_depth`` bounds the steps of one resolution; ``timeout``
+    bounds every exchange of the default upstream; ``upstream`` replaces the transport.
+    """
+
+    def __init__(
+        self,
+        root_sites: Sequence[SiteInfo | str | tuple[str, int]],
+        *,
+        cache: TTLCache | None = None,
+        clock: Callable[[], float] = time.time,
+        max_depth: int = 24,
+        timeout: float = 2.0,
+        retries: int = 1,
+        upstream: Upstream | None = None,
+    ) -> None:
+        if not root_sites:
+            raise ValueError("at least one root site is needed (there is no built-in root)")
+        if max_depth < 1:
+            raise ValueError("max_depth must be at least 1")
+        self.root_sites = tuple(_parse_root(r) for r in root_sites)
+        self.cache = TTLCache() if cache is None else cache
+        self.clock = clock
+        self.max_depth = max_depth
+        self.upstream: Upstream = upstream or HandleClientUpstream(timeout=timeout, retries=retries)
+        #: Exchanges actually sent (coalesced joiners and cache hits not counted).
+        self.upstream_requests = 0
+        self._inflight: dict[tuple[object, ...], asyncio.Future[Message]] = {}
+
+    # -- public --------------------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        handle: str,
+        types: Sequence[str] = (),
+        indexes: Sequence[int] = (),
+        *,
+        trace: Callable[[Hop], None] | None = None,
+    ) -> tuple[HandleValue, ...]:
+        """The public values of ``handle`` matching ``types``/``indexes`` (all if both are
+        empty), found by walking the hierarchy from the root.
+
+        Raises the :mod:`idnode.errors` class of the authoritative answer (HandleNotFound,
+        ValuesNotFound, ...), ServerNotResponsible, UpstreamUnavailable,
+        RecursionLimitExceeded or ReferralLoop. ``trace`` is called for each exchange.
+        """
+        if not handle or handle.startswith("/") or handle.endswith("/"):
+            raise InvalidHandle(f"invalid handle {handle!r}")
+        if "/" not in handle:
+            handle = f"0.NA/{handle}"
+        walk = _Walk(self.max_depth, trace)
+        return await self._lookup(handle, tuple(types), tuple(indexes), walk)
+
+    async def sites_for(self, handle: str) -> tuple[SiteInfo, ...]:
+        """The sites responsible for ``handle`` (what a REC-capable server needs)."""
+        return await self._sites_for_handle(handle, _Walk(self.max_depth, None))
+
+    # -- the walk ------------------------------------------------------------------------------
+
+    async def _lookup(
+        self, handle: str, types: tuple[str, ...], indexes: tuple[int, ...], walk: _Walk
+    ) -> tuple[HandleValue, ...]:
+        key = cache_key(handle, types, indexes)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        try:
+            sites = await self._sites_for_handle(handle, walk)
+        except _NOT_FOUND as exc:
+            self.cache.put_negative(key, exc.response_code, exc.message, self.clock())
+            raise
+        return await self._ask_cached(key, sites, handle, types, indexes, walk)
+
+    def _cached(self, key: CacheKey) -> tuple[HandleValue, ...] | None:
+        entry = self.cache.get(key, self.clock())
+        if entry is None:
+            return None
+        if entry.values is None:
+            raise error_for_code(entry.error_code, entry.error_message)
+        return entry.values
+
+    async def _ask_cached(
+        self,
+        key: CacheKey,
+        sites: Sequence[SiteInfo],
+        handle: str,
+        types: tuple[str, ...],
+        indexes: tuple[int, ...],
+        walk: _Walk,
+    ) -> tuple[HandleValue, ...]:
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        try:
+            values = await self._ask(sites, handle, types, indexes, walk)
+        except _NOT_FOUND as exc:
+            self.cache.put_negative(key, exc.response_code, exc.message, self.clock())
+            raise
+        self.cache.put(key, values, self.clock())
+        return values
+
+    async def _sites_for_handle(self, handle: str, walk: _Walk) -> tuple[SiteInfo, ...]:
+        prefix = prefix_of(handle)
+        if handle_key(prefix) == "0.NA":
+            return await self._authority(handle.split("/", 1)[1], walk)
+        try:
+            values = await self._lookup(f"0.NA/{prefix}", PREFIX_TYPES, (), walk)
+        except _NOT_FOUND as exc:
+            raise HandleNotFound(f"prefix {prefix} is not registered") from exc
+        for kinds in (_SERVICE, _LEGACY):
+            sites = await self._sites_from(values, kinds, walk)
+            if sites:
+                return sites
+        raise HandleNotFound(f"prefix {prefix} has no HS_SITE or HS_SERV values")
+
+    async def _authority(self, prefix: str, walk: _Walk) -> tuple[SiteInfo, ...]:
+        """The sites holding the prefix handle ``0.NA/<prefix>`` (spec §4, derived prefixes)."""
+        if "." not in prefix or handle_key(prefix) == "0.NA":
+            return self.root_sites
+        walk.step(f"0.NA/{prefix}")
+        parent = prefix.rsplit(".", 1)[0]
+        parent_sites = await self._authority(parent, walk)
+        parent_handle = f"0.NA/{parent}"
+        key = cache_key(parent_handle, PREFIX_TYPES)
+        try:
+            values = await self._ask_cached(
+                key, parent_sites, parent_handle, PREFIX_TYPES, (), walk
+            )
+        except _NOT_FOUND:
+            return parent_sites
+        for kinds in (_DELEGATION, _SERVICE):
+            sites = await self._sites_from(values, kinds, walk)
+            if sites:
+                return sites
+        return parent_sites
+
+    async def _sites_from(
+        self,
+        values: Sequence[HandleValue],
+        kinds: tuple[tuple[str, ...], tuple[str, ...]],
+        walk: _Walk,
+    ) -> tuple[SiteInfo, ...]:
+        """Sites named by ``values``: HS_SITE-like types in ``kinds[0]`` directly, HS_SERV-like
+        types in ``kinds[1]`` through their service handle. Malformed records are skipped."""
+        site_types, service_types = kinds
+        sites: list[SiteInfo] = []
+        for v in values:
+            vtype = v.type.upper()
+            if vtype in site_types:
+                with contextlib.suppress(ProtocolViolation):
+                    sites.append(SiteInfo.from_bytes(v.data))
+            elif vtype in service_types:
+                try:
+                    service = v.data.decode("utf-8")
+                except UnicodeDecodeError:
+                    continue
+                sites.extend(await self._service_sites(service, walk))
+        return tuple(s for s in sites if s.servers)
+
+    async def _service_sites(self, service: str, walk: _Walk) -> tuple[SiteInfo, ...]:
+        """The HS_SITE values of a service handle (spec §2.3)."""
+        with walk.service(service):
+            walk.step(service)
+            values = await self._lookup(service, _SERVICE_TYPES, (), walk)
+            return await self._sites_from(values, _SERVICE, walk)
+
+    # -- asking sites --------------------------------------------------------------------------
+
+    async def _ask(
+        self,
+        sites: Sequence[SiteInfo],
+        handle: str,
+        types: tuple[str, ...],
+        indexes: tuple[int, ...],
+        walk: _Walk,
+    ) -> tuple[HandleValue, ...]:
+        """Ask ``sites`` for ``handle``, following 302/303 referrals."""
+        hkey = (handle_key(handle), types, indexes)
+        while True:
+            fresh = [s for s in sites if (hkey, _fingerprint(s)) not in walk.visited]
+            if not fresh:
+                raise ReferralLoop(f"referrals for {handle} lead back to sites already asked")
+            walk.visited.update((hkey, _fingerprint(s)) for s in fresh)
+            outcome = await self._ask_sites(fresh, handle, types, indexes, walk)
+            if not isinstance(outcome, _Referral):
+                return outcome
+            walk.step(f"referral for {handle}")
+            sites = await self._sites_from(outcome.values, _ANY_SITE, walk)
+            if not sites:
+                raise ServerNotResponsible(f"referral for {handle} names no usable site")
+
+    async def _ask_sites(
+        self,
+        sites: Sequence[SiteInfo],
+        handle: str,
+        types: tuple[str, ...],
+        indexes: tuple[int, ...],
+        walk: _Walk,
+    ) -> tuple[HandleValue, ...] | _Referral:
+        refused = 0
+        failures: list[str] = []
+        for server in _servers_in_order(sites, handle):
+            for address in _query_addresses(server):
+                walk.step(f"{handle} at {address}")
+                try:
+                    reply = await self._send(address, handle, types, indexes, walk)
+                except (OSError, TimeoutError, ProtocolViolation) as exc:
+                    failures.append(f"{address}: {exc or type(exc).__name__}")
+                    continue  # the next transport of this server, then the next server
+                code = reply.response_code
+                if code == ResponseCode.SUCCESS:
+                    if not isinstance(reply.body, ResolutionResponse):
+                        raise ProtocolViolation(f"{address} answered without values")
+                    return reply.body.values
+                if code in _REFERRALS:
+                    body = reply.body
+                    values = body.values if isinstance(body, ReferralBody) else None
+                    return _Referral(values or ())
+                if code in _TRY_NEXT:
+                    refused += code == ResponseCode.SERVER_NOT_RESP
+                    break
+                text = reply.body.text if isinstance(reply.body, ErrorBody) else ""
+                raise error_for_code(code, text)
+        if refused and not failures:
+            raise ServerNotResponsible(f"no server asked is responsible for {handle}")
+        detail = "; ".join(failures) or "no server has a query interface"
+        raise UpstreamUnavailable(f"no answer for {handle}: {detail}")
+
+    async def _send(
+        self,
+        address: ServerAddress,
+        handle: str,
+        types: tuple[str, ...],
+        indexes: tuple[int, ...],
+        walk: _Walk,
+    ) -> Message:
+        """One exchange, shared with an identical one already in flight."""
+        key: tuple[object, ...] = (address, cache_key(handle, types, indexes))
+        future = self._inflight.get(key)
+        shared = future is not None
+        if future is None:
+            request = Message(
+                op=OpCode.RESOLUTION,
+                body=ResolutionRequest(handle, indexes, types),
+                flags=int(OpFlag.PO),
+                request_id=int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF,
+                expiration=int(self.clock()) + _EXPIRY,
+            )
+            self.upstream_requests += 1
+            future = asyncio.ensure_future(self.upstream.exchange(address, request))
+            self._inflight[key] = future
+            future.add_done_callback(lambda f: self._finished(key, f))
+        try:
+            reply = await asyncio.shield(future)
+        except (OSError, TimeoutError, ProtocolViolation) as exc:
+            self._report(walk, Hop(handle, address, None, shared, str(exc) or type(exc).__name__))
+            raise
+        self._report(walk, Hop(handle, address, reply.response_code, shared))
+        return reply
+
+    def _finished(self, key: tuple[object, ...], future: asyncio.Future[Message]) -> None:
+        if self._inflight.get(key) is future:
+            del self._inflight[key]
+        if not future.cancelled():
+            future.exception()  # retrieved here, so an unawaited failure is not logged
+
+    @staticmethod
+    def _report(walk: _Walk, hop: Hop) -> None:
+        if walk.trace is not None:
+            walk.trace(hop)
+
+
+def _servers_in_order(sites: Sequence[SiteInfo], handle: str) -> Iterator[ServerInfo]:
+    """Per site in order: the server the hash picks (spec §2.2), then the others."""
+    for site in sites:
+        if not site.servers:
+            continue
+        try:
+            first = site.server_index_for(handle)
+        except HandleError:
+            first = 0
+        yield site.servers[first]
+        yield from (s for i, s in enumerate(site.servers) if i != first)
+
+
+def _query_addresses(server: ServerInfo) -> list[ServerAddress]:
+    """UDP first, then TCP, on the server's query interfaces."""
+    host = str(address_from_bytes(server.address))
+    out = []
+    for protocol, tcp in ((TransportProtocol.UDP, False), (TransportProtocol.TCP, True)):
+        interface = server.interface_for(protocol, admin=False)
+        if interface is not None:
+            out.append(ServerAddress(host, interface.port, tcp))
+    return out

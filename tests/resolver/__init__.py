@@ -1,0 +1,1 @@
+"""Tests of the recursive resolver and its cache."""
