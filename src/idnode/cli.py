@@ -24,6 +24,7 @@ from idnode.client import (
 )
 from idnode.errors import HandleError
 from idnode.jsonvalues import data_to_json, value_to_json
+from idnode.protocol.codes import ResponseCode
 from idnode.protocol.types.hs_admin import AdminRecord
 from idnode.protocol.types.hs_pubkey import (
     PublicKeyData,
@@ -246,6 +247,15 @@ def _print_values(handle: str, values: tuple[HandleValue, ...], as_json: bool) -
 @click.option("--index", "indexes", type=int, multiple=True, help="Only this index (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the REST API's JSON form.")
 @click.option("--timeout", default=5.0, show_default=True, help="Seconds per attempt.")
+@click.option(
+    "--root",
+    "roots",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Resolve recursively from this root node (repeatable) instead of asking --server: "
+    "prefix handle by prefix handle, down to the node serving HANDLE.",
+)
+@click.option("--trace", is_flag=True, help="With --root: print every hop to stderr.")
 def resolve(
     handle: str,
     server: str,
@@ -254,12 +264,51 @@ def resolve(
     indexes: tuple[int, ...],
     as_json: bool,
     timeout: float,
+    roots: tuple[str, ...],
+    trace: bool,
 ) -> None:
     """Resolve HANDLE and print its public values."""
-    host, port = _server(server)
-    client = HandleClient(host, port, tcp=tcp, timeout=timeout)
-    values = _run(client.resolve(handle, types=types, indexes=indexes))
+    if roots:
+        values = _resolve_recursively(handle, roots, types, indexes, timeout, trace)
+    else:
+        if trace:
+            raise click.UsageError("--trace needs --root (a direct query has one hop)")
+        host, port = _server(server)
+        client = HandleClient(host, port, tcp=tcp, timeout=timeout)
+        values = _run(client.resolve(handle, types=types, indexes=indexes))
     _print_values(handle, values, as_json)
+
+
+def _resolve_recursively(
+    handle: str,
+    roots: tuple[str, ...],
+    types: tuple[str, ...],
+    indexes: tuple[int, ...],
+    timeout: float,
+    trace: bool,
+) -> tuple[HandleValue, ...]:
+    from idnode.resolver import Hop, Resolver
+
+    root_sites = [_server(root) for root in roots]
+    resolver = Resolver(root_sites, timeout=timeout)
+
+    def show(hop: Hop) -> None:
+        outcome = hop.error or (
+            "no answer" if hop.response_code is None else _code_name(hop.response_code)
+        )
+        shared = " (shared)" if hop.shared else ""
+        click.echo(f"  {hop.handle:<32} @ {hop.address}  {outcome}{shared}", err=True)
+
+    if trace:
+        click.echo(f"resolving {handle} from {', '.join(roots)}", err=True)
+    return _run(resolver.resolve(handle, types, indexes, trace=show if trace else None))
+
+
+def _code_name(code: int) -> str:
+    try:
+        return f"{code} {ResponseCode(code).name}"
+    except ValueError:
+        return str(code)
 
 
 # -- administration ------------------------------------------------------------------------

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from typing import cast
 
 import pytest
+from click.testing import CliRunner
 
 from idnode.bootstrap import init_node
+from idnode.cli import main as cli_main
 from idnode.errors import HandleNotFound, ServerNotResponsible
 from idnode.protocol.bodies import ReferralBody, ResolutionRequest
 from idnode.protocol.codes import ResponseCode
@@ -388,3 +390,22 @@ def test_referral_without_sites() -> None:
                 await Resolver([site], timeout=1.0).resolve("20/X")
 
     asyncio.run(run())
+
+
+def test_cli_resolve_from_the_root_with_trace(topology: Topology) -> None:
+    """``idnode resolve --root ... --trace`` shows the walk root → secondary → enterprise."""
+    root = f"{topology.root.host}:{topology.root.port}"
+    result = CliRunner().invoke(
+        cli_main, ["resolve", "88.118.8/PV-2026-000123", "--root", root, "--trace", "--type", "URL"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "https://pv.example.com/modules/PV-2026-000123" in result.stdout
+    hops = [line.split() for line in result.stderr.splitlines()[1:]]
+    asked = [(hop[0], hop[2]) for hop in hops]
+    assert asked[-1] == (
+        "88.118.8/PV-2026-000123",
+        f"{topology.enterprise.host}:{topology.enterprise.port}/udp",
+    )
+    assert ("0.NA/88.118.8", f"{topology.secondary.host}:{topology.secondary.port}/udp") in asked
+    assert all(hop[3] == "1" for hop in hops if hop[0] in ("0.NA/88.118.8", "0.NA/88.118"))
+    assert CliRunner().invoke(cli_main, ["resolve", "x/y", "--trace"]).exit_code == 2
