@@ -139,7 +139,8 @@ class HandleClient:
         """
         if public_only is None:
             public_only = self.credentials is None
-        flags = (OpFlag.PO if public_only else 0) | (OpFlag.AT if authoritative else 0)
+        # REC, as the reference client sends it: a recursive node may resolve for us.
+        flags = OpFlag.REC | (OpFlag.PO if public_only else 0) | (OpFlag.AT if authoritative else 0)
         body = ResolutionRequest(handle, tuple(indexes), tuple(types))
         reply = await self.request(OpCode.RESOLUTION, body, flags=flags)
         assert isinstance(reply, ResolutionResponse)

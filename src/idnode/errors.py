@@ -18,6 +18,7 @@
     ├── InvalidAdmin                 (RC_INVALID_ADMIN)
     ├── InsufficientPermissions      (RC_INSUFFICIENT_PERMISSIONS)
     ├── ServerBusy                   (RC_SERVER_TOO_BUSY)
+    ├── RecursionCountTooHigh        (RC_RECURSION_COUNT_TOO_HIGH)
     ├── RemoteError                  a peer answered with an error code (any code)
     └── StoreError                   storage failure, raised ``from`` the driver error (RC_ERROR)
 
@@ -45,6 +46,7 @@ __all__ = [
     "InvalidValue",
     "OperationNotSupported",
     "ProtocolViolation",
+    "RecursionCountTooHigh",
     "RemoteError",
     "ServerBusy",
     "ServerNotResponsible",
@@ -160,6 +162,12 @@ class ServerBusy(HandleError):
     response_code = ResponseCode.SERVER_TOO_BUSY
 
 
+class RecursionCountTooHigh(HandleError):
+    """Too many recursive steps."""
+
+    response_code = ResponseCode.RECURSION_COUNT_TOO_HIGH
+
+
 class RemoteError(HandleError):
     """The server answered with an error."""
 
@@ -196,4 +204,5 @@ _BY_CODE: tuple[type[HandleError], ...] = (
     InvalidAdmin,
     InsufficientPermissions,
     ServerBusy,
+    RecursionCountTooHigh,
 )

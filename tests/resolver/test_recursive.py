@@ -17,8 +17,10 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -26,7 +28,7 @@ from idnode.bootstrap import init_node
 from idnode.cli import main as cli_main
 from idnode.errors import HandleNotFound, ServerNotResponsible
 from idnode.protocol.bodies import ReferralBody, ResolutionRequest
-from idnode.protocol.codes import ResponseCode
+from idnode.protocol.codes import OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import Message
 from idnode.protocol.types.hs_site import (
     Interface,
@@ -409,3 +411,31 @@ def test_cli_resolve_from_the_root_with_trace(topology: Topology) -> None:
     assert ("0.NA/88.118.8", f"{topology.secondary.host}:{topology.secondary.port}/udp") in asked
     assert all(hop[3] == "1" for hop in hops if hop[0] in ("0.NA/88.118.8", "0.NA/88.118"))
     assert CliRunner().invoke(cli_main, ["resolve", "x/y", "--trace"]).exit_code == 2
+
+
+def test_recursive_node_answers_for_the_hierarchy(topology: Topology, tmp_path: Path) -> None:
+    """A node configured with ``roots`` resolves, for requests with REC, the handles it does
+    not serve: over the native protocol and the HTTP API. Without REC it answers 301."""
+    asyncio.run(init_node(tmp_path, "99.1", port=0))
+    config = tmp_path / "idnode.toml"
+    root = f"127.0.0.1:{topology.root.port}"
+    config.write_text(config.read_text() + f'roots = ["{root}"]\n')
+    with running_node(tmp_path) as recursive:
+        client = recursive.client()
+        values = asyncio.run(client.resolve("88.118.8/PV-2026-000123", types=["URL"]))
+        assert [v.data for v in values] == [b"https://pv.example.com/modules/PV-2026-000123"]
+        without_rec = client.build(
+            OpCode.RESOLUTION, ResolutionRequest("88.118.8/PV-2026-000123"), OpFlag.PO
+        )
+        reply = asyncio.run(client.exchange(without_rec, False))
+        assert reply.response_code == ResponseCode.SERVER_NOT_RESP
+        with pytest.raises(HandleNotFound):
+            asyncio.run(client.resolve("88.118.8/NO-SUCH-THING"))
+        url = f"http://127.0.0.1:{recursive.node.http_port}/api/handles/88.118.8/PCB-7731-A"
+        with httpx.Client(timeout=5) as http:
+            body = http.get(url, params={"type": "URL"}).json()
+        assert body["responseCode"] == 1
+        assert body["values"][0]["data"]["value"] == "https://ems.example.com/boards/PCB-7731-A"
+        # The node's own prefix is still answered from its own store.
+        asyncio.run(client.resolve("0.NA/99.1"))
+        assert not recursive.internal_errors

@@ -140,6 +140,7 @@ class HandlesApi:
         if params.first("publicOnly") is not None:
             public_only = params.flag("publicOnly")
         flags = (OpFlag.PO if public_only else 0) | (OpFlag.AT if params.flag("auth") else 0)
+        flags |= OpFlag.REC  # a recursive node answers for handles it does not serve
         flags |= OpFlag.DNRF if params.flag("doNotRefer") else 0
         body = ResolutionRequest(handle, indexes, types)
         try:

@@ -246,7 +246,7 @@ async def _resolve_once(
     types: tuple[str, ...],
     authoritative: bool,
 ) -> tuple[HandleValue, ...]:
-    flags = OpFlag.PO | (OpFlag.AT if authoritative else 0)
+    flags = OpFlag.PO | OpFlag.REC | (OpFlag.AT if authoritative else 0)
     message = Message(
         op=OpCode.RESOLUTION, body=ResolutionRequest(handle, indexes, types), flags=flags
     )

@@ -48,6 +48,7 @@ from idnode.errors import (
     HandleNotFound,
     InvalidHandle,
     ProtocolViolation,
+    RecursionCountTooHigh,
     ServerNotResponsible,
     ValuesNotFound,
     error_for_code,
@@ -95,10 +96,8 @@ _TRY_NEXT = (ResponseCode.SERVER_NOT_RESP, ResponseCode.SERVER_TOO_BUSY)
 _EXPIRY = 12 * 3600
 
 
-class RecursionLimitExceeded(HandleError):
+class RecursionLimitExceeded(RecursionCountTooHigh):
     """The resolution needed more steps than the resolver's limit."""
-
-    response_code = ResponseCode.RECURSION_COUNT_TOO_HIGH
 
 
 class ReferralLoop(RecursionLimitExceeded):

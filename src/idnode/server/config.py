@@ -66,6 +66,10 @@ class NodeConfig:
     """PEM certificate (chain) for HTTPS; with ``tls_key`` the HTTP interface speaks TLS."""
     tls_key: str | None = None
     """PEM private key of ``tls_cert``."""
+    roots: tuple[str, ...] = ()
+    """``HOST:PORT`` of root nodes. When given, the node is also a recursive node: a
+    resolution with the REC flag for a handle it does not serve is resolved from these roots
+    (and cached) instead of answered with 301. Never a built-in list: empty means none."""
     gs1_rules: tuple[str, ...] = ()
     """GS1 Digital Link mappings, ``AI:TEMPLATE`` each, e.g.
     ``01:88.118.8/MD-UDI-{gtin14}``: ``/01/<gtin>`` resolves to that identifier (see
@@ -109,8 +113,15 @@ class NodeConfig:
             raise ValueError(f"unknown settings in {path}: {sorted(unknown or set(data))}")
         admins = tuple(parse_identity(s) for s in node.pop("server_admins", []))
         gs1 = tuple(str(rule) for rule in node.pop("gs1_rules", []))
+        roots = tuple(str(root) for root in node.pop("roots", []))
         node.setdefault("http_port", None)
-        return cls(directory=path.parent.resolve(), server_admins=admins, gs1_rules=gs1, **node)
+        return cls(
+            directory=path.parent.resolve(),
+            server_admins=admins,
+            gs1_rules=gs1,
+            roots=roots,
+            **node,
+        )
 
     def dump(self) -> str:
         admins = ", ".join(json.dumps(str(a)) for a in self.server_admins)
@@ -129,4 +140,5 @@ class NodeConfig:
             + ("" if self.tls_cert is None else f"tls_cert = {json.dumps(self.tls_cert)}\n")
             + ("" if self.tls_key is None else f"tls_key = {json.dumps(self.tls_key)}\n")
             + (f"gs1_rules = {json.dumps(list(self.gs1_rules))}\n" if self.gs1_rules else "")
+            + (f"roots = {json.dumps(list(self.roots))}\n" if self.roots else "")
         )

@@ -44,6 +44,7 @@ from idnode.errors import (
     InvalidValue,
     OperationNotSupported,
     ProtocolViolation,
+    RecursionCountTooHigh,
     ServerNotResponsible,
     ValuesNotFound,
 )
@@ -68,6 +69,7 @@ from idnode.protocol.codes import AdminPermission, OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import Message
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData
 from idnode.protocol.values import HandleValue, encode_record
+from idnode.resolver import Resolver
 from idnode.server.authz import Authorizer, Identity
 from idnode.server.challenges import Challenges
 from idnode.server.negotiation import (
@@ -83,6 +85,8 @@ __all__ = ["Dispatcher", "NodeIdentity"]
 
 log = logging.getLogger(__name__)
 
+#: Requests that already went through this many recursive nodes are refused (spec §1.5).
+MAX_RECURSION = 8
 #: Reference server limits (spec §1.1).
 MAX_HANDLE_BYTES = 2048
 MAX_VALUES = 2048
@@ -123,6 +127,7 @@ class Dispatcher:
         random_bytes: Callable[[int], bytes] = os.urandom,
         challenge_timeout: float = 60.0,
         server_key: PrivateKey | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.store = store
         self.node = node
@@ -130,6 +135,8 @@ class Dispatcher:
         self.challenges = Challenges(timeout=challenge_timeout)
         self._clock = clock
         self._server_key = server_key
+        #: Resolves handles this node does not serve, for requests with REC (None: 301).
+        self.resolver = resolver
         self._random = random_bytes
         self._handlers: dict[int, Handler] = {
             OpCode.RESOLUTION: self._resolve,
@@ -290,24 +297,27 @@ class Dispatcher:
     # -- responsibility and validation -----------------------------------------------------
 
     async def _require_responsible(self, handle: str) -> None:
-        """301 unless this node serves ``handle`` (spec §4).
+        """301 unless this node serves ``handle`` (:meth:`_serves`; spec §4)."""
+        if not await self._serves(handle):
+            raise ServerNotResponsible()
+
+    async def _serves(self, handle: str) -> bool:
+        """Whether this node serves ``handle``.
 
         A handle ``P/S`` is served here when P is homed. A prefix handle ``0.NA/P`` is served
         when ``0.NA`` is homed (a root), or P or one of its ancestor prefixes is homed: the node
         answers for its own prefix handles and for the prefixes it delegated.
         """
         prefix = prefix_of(handle)
-        if handle_key(prefix) == "0.NA":
-            if await self.store.is_homed("0.NA"):
-                return
-            target = handle.split("/", 1)[1]
-            segments = target.split(".")
-            for i in range(len(segments), 0, -1):
-                if await self.store.is_homed(".".join(segments[:i])):
-                    return
-        elif await self.store.is_homed(prefix):
-            return
-        raise ServerNotResponsible()
+        if handle_key(prefix) != "0.NA":
+            return await self.store.is_homed(prefix)
+        if await self.store.is_homed("0.NA"):
+            return True
+        segments = handle.split("/", 1)[1].split(".")
+        for i in range(len(segments), 0, -1):
+            if await self.store.is_homed(".".join(segments[:i])):
+                return True
+        return False
 
     @staticmethod
     def _check_handle(handle: str) -> None:
@@ -365,7 +375,15 @@ class Dispatcher:
         assert isinstance(body, ResolutionRequest)
         if not body.handle:
             raise InvalidHandle("empty handle")
-        await self._require_responsible(body.handle)
+        if not await self._serves(body.handle):
+            if self.resolver is None or not request.has(OpFlag.REC):
+                raise ServerNotResponsible()
+            # A recursive node answers for the rest of the hierarchy (spec §4); the resolver
+            # asks with PO and never with REC, so nodes cannot loop through each other.
+            if request.recursion_count >= MAX_RECURSION:
+                raise RecursionCountTooHigh()
+            values = await self.resolver.resolve(body.handle, body.types, body.indexes)
+            return ResolutionResponse(body.handle, values)
         values = await self._record(body.handle)
         if body.indexes or body.types:
             values = tuple(

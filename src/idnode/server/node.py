@@ -30,6 +30,7 @@ from idnode.protocol.types.hs_site import (
     TransportProtocol,
     address_to_bytes,
 )
+from idnode.resolver import Resolver
 from idnode.server.config import NodeConfig
 from idnode.server.dispatch import Dispatcher, NodeIdentity
 from idnode.server.transports import TransportLimits, UDPServer, serve_tcp, serve_udp
@@ -92,6 +93,7 @@ class Node:
             server_admins=config.server_admins,
             challenge_timeout=config.challenge_timeout,
             server_key=key,
+            resolver=Resolver(config.roots) if config.roots else None,
         )
         self._bound: _Bound | None = None
         self._http: HTTPServer | None = None
