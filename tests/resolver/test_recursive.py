@@ -439,3 +439,24 @@ def test_recursive_node_answers_for_the_hierarchy(topology: Topology, tmp_path: 
         # The node's own prefix is still answered from its own store.
         asyncio.run(client.resolve("0.NA/99.1"))
         assert not recursive.internal_errors
+
+
+def test_a_node_refers_to_the_node_it_delegated_to(topology: Topology) -> None:
+    """The secondary holds 0.NA/88.118.8 (the enterprise's site): asked directly for a
+    handle under 88.118.8 it answers 303 with that site, unless the client says DNRF or is
+    older than 2.5 (then 301)."""
+    client = topology.secondary.client()
+    handle = "88.118.8/PV-2026-000123"
+    request = client.build(OpCode.RESOLUTION, ResolutionRequest(handle), OpFlag.PO)
+    reply = asyncio.run(client.exchange(request, False))
+    assert reply.response_code == ResponseCode.PREFIX_REFERRAL
+    assert isinstance(reply.body, ReferralBody)
+    (site_value,) = reply.body.values or ()
+    assert site_value.type == "HS_SITE"
+    assert SiteInfo.from_bytes(site_value.data) == topology.enterprise.node.site
+    no_referral = client.build(
+        OpCode.RESOLUTION, ResolutionRequest(handle), OpFlag.PO | OpFlag.DNRF
+    )
+    assert asyncio.run(client.exchange(no_referral, False)).response_code == 301
+    old = request.replace(version=(2, 1), suggested_version=(0, 0))
+    assert asyncio.run(client.exchange(old, False)).response_code == 301

@@ -57,6 +57,7 @@ from idnode.protocol.bodies import (
     EmptyBody,
     HandleListBody,
     HandleRequest,
+    ReferralBody,
     RemoveValuesRequest,
     ResolutionRequest,
     ResolutionResponse,
@@ -103,6 +104,20 @@ _NEEDS_AUTH = {
     OpCode.UNHOME_NA,
 }
 _SESSIONS = {OpCode.SESSION_SETUP, OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGEKEY}
+
+
+_SITE_TYPES = frozenset({"HS_SITE", "HS_SITE.6", "HS_SERV"})
+_DELEGATION_TYPES = frozenset({"HS_SITE.PREFIX", "HS_SERV.PREFIX", "HS_NA_DELEGATE"})
+
+
+class _Referral(ServerNotResponsible):
+    """Not served here, but this node knows where (spec §4): answered with 303 and the
+    sites over the native protocol; other transports see the 301 it derives from."""
+
+    def __init__(self, handle: str, sites: tuple[HandleValue, ...]) -> None:
+        super().__init__()
+        self.handle = handle
+        self.sites = sites
 
 
 @dataclass(frozen=True)
@@ -202,6 +217,17 @@ class Dispatcher:
             return await self.execute(request, identity)
         except AuthenticationRequired:
             return self._challenge(request)
+        except _Referral as referral:
+            version = response_version(request)
+            if version < (2, 5) or version[0] == 5:  # no referral body before 2.5 (spec §1.4)
+                return self._error(request, referral.response_code, referral.message)
+            body = ReferralBody(referral.handle, referral.sites)
+            return response_to(
+                request,
+                ResponseCode.PREFIX_REFERRAL,
+                body,
+                site_info_serial=self.node.site_serial,
+            )
 
     async def execute(self, request: Message, identity: Identity | None) -> Message:
         """Run ``request`` as ``identity`` (None: anonymous) and return the success response.
@@ -319,6 +345,23 @@ class Dispatcher:
                 return True
         return False
 
+    async def _delegation(self, handle: str) -> tuple[HandleValue, ...]:
+        """The values saying where ``handle`` is served, when this node delegated its prefix:
+        the HS_SITE/HS_SERV values of the prefix handle it holds (for ``0.NA/P.C``, the
+        HS_SITE.PREFIX/HS_SERV.PREFIX/HS_NA_DELEGATE values of the parent ``0.NA/P``)."""
+        prefix = prefix_of(handle)
+        if handle_key(prefix) == "0.NA":
+            child = handle.split("/", 1)[1]
+            if "." not in child:
+                return ()
+            holder, wanted = f"0.NA/{child.rsplit('.', 1)[0]}", _DELEGATION_TYPES
+        else:
+            holder, wanted = f"0.NA/{prefix}", _SITE_TYPES
+        if not await self._serves(holder):
+            return ()
+        values = await self.store.get_handle(holder) or ()
+        return tuple(v for v in values if v.type.upper() in wanted)
+
     @staticmethod
     def _check_handle(handle: str) -> None:
         if "/" not in handle or handle.startswith("/") or handle.endswith("/"):
@@ -377,6 +420,9 @@ class Dispatcher:
             raise InvalidHandle("empty handle")
         if not await self._serves(body.handle):
             if self.resolver is None or not request.has(OpFlag.REC):
+                sites = () if request.has(OpFlag.DNRF) else await self._delegation(body.handle)
+                if sites:
+                    raise _Referral(body.handle, sites)
                 raise ServerNotResponsible()
             # A recursive node answers for the rest of the hierarchy (spec §4); the resolver
             # asks with PO and never with REC, so nodes cannot loop through each other.
