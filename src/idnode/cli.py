@@ -45,8 +45,13 @@ def _run(coro: Awaitable[T]) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
     except HandleError as exc:
-        code = type(exc).response_code if not hasattr(exc, "code") else exc.code
-        raise click.ClickException(f"{exc.message} (response code {int(code)})") from exc
+        code = int(getattr(exc, "code", type(exc).response_code))
+        if code in (ResponseCode.SERVICE_REFERRAL, ResponseCode.PREFIX_REFERRAL):
+            raise click.ClickException(
+                f"the server refers to another node (response code {code}); "
+                "resolve with --root HOST:PORT to follow the hierarchy"
+            ) from exc
+        raise click.ClickException(f"{exc.message} (response code {code})") from exc
     except (TimeoutError, ConnectionError, OSError, EOFError) as exc:
         raise click.ClickException(f"cannot reach the server: {exc}") from exc
 
@@ -662,6 +667,53 @@ def import_(
     if summary.failed:
         report_path = errors_path or file.with_name(file.name + ".errors.jsonl")
         click.echo(f"errors: {report_path}")
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+@main.group()
+def demo() -> None:
+    """Demonstrations on 127.0.0.1."""
+
+
+@demo.command("topology")
+@click.argument("directory", type=click.Path(path_type=Path), default=Path("var/topology"))
+@click.option("--base-port", default=22641, show_default=True, help="UDP/TCP port of the root.")
+@click.option("--http-base", default=28001, show_default=True, help="HTTP port of the root.")
+def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
+    """Run a root, a secondary, an enterprise and a recursive node (nodes in DIRECTORY, made
+    on first use) until interrupted, and print commands that resolve through them."""
+    from idnode.demo import running_topology, setup_topology
+
+    async def run() -> None:
+        nodes = await setup_topology(directory, base_port=base_port, http_base=http_base)
+        async with running_topology(nodes):
+            for node in nodes:
+                click.echo(
+                    f"{node.name:<10} homes {node.prefix:<9} 127.0.0.1:{node.port} "
+                    f"(UDP, TCP), http://127.0.0.1:{node.http_port}/",
+                    err=True,
+                )
+            root, recursive = nodes[0], nodes[-1]
+            click.echo(
+                "\nTry, in another terminal:\n"
+                f"  idnode resolve 88.118.8/PV-2026-000123 --root 127.0.0.1:{root.port} --trace\n"
+                f"  idnode resolve 88.118.8/PV-2026-000123 --server 127.0.0.1:{recursive.port}\n"
+                f"  curl http://127.0.0.1:{recursive.http_port}/api/handles/88.118.8/PCB-7731-A\n"
+                "Ctrl-C stops.",
+                err=True,
+            )
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the topology: {exc}") from exc
 
 
 # -- keys ------------------------------------------------------------------------------------
