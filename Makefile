@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 NODE   := var
 
-.PHONY: run test lint typecheck pytest clean bench-import
+.PHONY: run test lint typecheck pytest clean bench-import fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,8 @@ run: $(VENV)/.run-deps $(NODE)/idnode.toml
 	$(BIN)/idnode serve --config $(NODE)/idnode.toml
 
 lint: $(VENV)/.test-deps
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 
 typecheck: $(VENV)/.test-deps
 	$(BIN)/mypy
@@ -50,6 +50,20 @@ test: lint typecheck pytest
 
 bench-import: $(VENV)/.test-deps
 	$(BIN)/python bench/import.py
+
+# `make fuzz` runs each harness of fuzz/ (atheris/libFuzzer) for FUZZ_SECONDS; new inputs go to
+# var/fuzz/<harness>, crashes to fuzz/regressions/<harness>/ (replayed by `make test`).
+FUZZ_SECONDS ?= 600
+FUZZ_HARNESSES ?= message values dispatch
+
+fuzz: $(VENV)/.test-deps
+	@for h in $(FUZZ_HARNESSES); do \
+		mkdir -p var/fuzz/$$h fuzz/regressions/$$h && \
+		echo "== fuzz/$$h.py for $(FUZZ_SECONDS) s" && \
+		timeout $$(( $(FUZZ_SECONDS) + 120 )) $(BIN)/python -m fuzz.$$h \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30 -max_len=8192 \
+			-artifact_prefix=fuzz/regressions/$$h/ var/fuzz/$$h fuzz/corpus/$$h || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
