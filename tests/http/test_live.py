@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import re
@@ -19,10 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from idnode.protocol.types.hs_pubkey import load_private_key
 from idnode.protocol.types.hs_site import TransportProtocol
@@ -30,40 +24,9 @@ from idnode.server.config import NodeConfig
 from idnode.server.node import build_site
 from tests.http.conftest import PREFIX, PREFIX_HANDLE, basic, live_client
 from tests.server.nodeutil import RunningNode, create_node_dir, running_node
+from tests.tlsutil import make_certificate
 
 PV = f"{PREFIX}/PV-2026-000123"
-
-
-def make_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idnode test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "tls-cert.pem", directory / "tls-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def test_http_listener(node: RunningNode) -> None:
