@@ -29,6 +29,7 @@ __all__ = [
     "load_messages",
     "pem_blocks",
     "readme_section",
+    "reference_site",
 ]
 
 VECTORS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "vectors"
@@ -138,3 +139,13 @@ def pem_blocks(text: str) -> list[bytes]:
     """Every ``-----BEGIN ...-----`` to ``-----END ...-----`` block in ``text``, as bytes."""
     pems = re.findall(r"-----BEGIN [A-Z ]+-----\n.*?-----END [A-Z ]+-----\n", text, re.S)
     return [p.encode("ascii") for p in pems]
+
+
+def reference_site() -> bytes:
+    """The reference server's HS_SITE record (373 bytes), from the README's "Server HS_SITE
+    record" section: the body of its get-site-info response."""
+    section = readme_section("Server HS_SITE record")
+    block = re.search(r"```\n(.*?)```", section, re.S)
+    if block is None:
+        raise KeyError("Server HS_SITE record")
+    return bytes.fromhex("".join(block.group(1).split()))

@@ -43,7 +43,7 @@ from idnode.protocol.bodies import (
 from idnode.protocol.framing import Reassembler, StreamDecoder, fragment
 from idnode.protocol.message import Message
 from idnode.protocol.values import HandleValue
-from tests.vectors_util import Block, all_exchanges, load_exchange
+from tests.vectors_util import Block, all_exchanges, load_exchange, reference_site
 
 from .vectors import load_datagrams, names
 
@@ -179,20 +179,7 @@ RSA_PUBKEY = _pubkey("RSA_PUB_KEY", b"\x01\x00\x01", RSA_N, trailer=_u32(0))
 DSA_PUBKEY = _pubkey("DSA_PUB_KEY", DSA_Q, DSA_P, DSA_G, DSA_Y)
 
 #: The server's HS_SITE record (../shared/vectors/README.md, 373 bytes; spec §2.2).
-SITE = bytes.fromhex(
-    "0001020b00018002000000000000000100000004646573630000000c68646c70"
-    "656572207465737400000001000000010000000000000000000000007f000001"
-    "000001210000000b5253415f5055425f4b455900000000000301000100000101"
-    "009f083b8ced21b7a3eb3910786ab1e50d44ea9fb0c7d069486f3fe46de273a8"
-    "887a563f61af9b6a5852ca388eec545f98334165a44eeabbc3866b00aa9557b2"
-    "b98f82cceb51f5b8be308327c0290a47d6ea474ff164cd8ec4c81229306e4ee8"
-    "c50259037c0c5175c6b53db90d27c16faf46c9e9ab0d6df6f4ccb5a16c7822f7"
-    "6ad2a2d2a0a6fd06ecdbece11feaecb6dd67f603406b78eb69ddd4a0bb02965c"
-    "0153bc020e9cf03b478a878479549174a5a96e933b1c876bf9ff01442185d94a"
-    "793906dc54c13217b3415e8a48bbe5357594a1827b1b3c5d50c2b28dba22f4eb"
-    "3537caa3cf85c46901678ceec1645d7ae20ba068b0d6fb0c13d9977f459af80a"
-    "4b0000000000000002030100005871020000005871"
-)
+SITE = reference_site()
 
 CERTIFIED_SIGNATURE = bytes.fromhex(
     "1076f43c1612243f20ec3f1693e6f7d88ea0b7bd8f70794430af5f944402728a"

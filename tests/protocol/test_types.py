@@ -36,36 +36,14 @@ from idnode.protocol.types.hs_vlist import ValueList
 from idnode.protocol.types.text import URL, Alias, Email, ServiceHandle, TextValue
 from idnode.protocol.values import Reference
 from idnode.protocol.wire import Reader
+from tests.vectors_util import pem_blocks, readme_section, reference_site
 
 # The reference server's HS_SITE record: body of the get-site-info response, 373 bytes
 # (../shared/vectors/README.md, "Server HS_SITE record"; also in udp-get-site-info.hex).
-SITE_HEX = (
-    "0001020b00018002000000000000000100000004646573630000000c68646c70"
-    "656572207465737400000001000000010000000000000000000000007f000001"
-    "000001210000000b5253415f5055425f4b455900000000000301000100000101"
-    "009f083b8ced21b7a3eb3910786ab1e50d44ea9fb0c7d069486f3fe46de273a8"
-    "887a563f61af9b6a5852ca388eec545f98334165a44eeabbc3866b00aa9557b2"
-    "b98f82cceb51f5b8be308327c0290a47d6ea474ff164cd8ec4c81229306e4ee8"
-    "c50259037c0c5175c6b53db90d27c16faf46c9e9ab0d6df6f4ccb5a16c7822f7"
-    "6ad2a2d2a0a6fd06ecdbece11feaecb6dd67f603406b78eb69ddd4a0bb02965c"
-    "0153bc020e9cf03b478a878479549174a5a96e933b1c876bf9ff01442185d94a"
-    "793906dc54c13217b3415e8a48bbe5357594a1827b1b3c5d50c2b28dba22f4eb"
-    "3537caa3cf85c46901678ceec1645d7ae20ba068b0d6fb0c13d9977f459af80a"
-    "4b0000000000000002030100005871020000005871"
-)
-SITE = bytes.fromhex(SITE_HEX)
+SITE = reference_site()
 
 # The server signing key that the HS_SITE record carries (../shared/vectors/README.md).
-SERVER_KEY_PEM = b"""-----BEGIN PUBLIC KEY-----
-MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAnwg7jO0ht6PrORB4arHl
-DUTqn7DH0GlIbz/kbeJzqIh6Vj9hr5tqWFLKOI7sVF+YM0FlpE7qu8OGawCqlVey
-uY+CzOtR9bi+MIMnwCkKR9bqR0/xZM2OxMgSKTBuTujFAlkDfAxRdca1PbkNJ8Fv
-r0bJ6asNbfb0zLWhbHgi92rSotKgpv0G7Nvs4R/q7LbdZ/YDQGt462nd1KC7ApZc
-AVO8Ag6c8DtHioeEeVSRdKWpbpM7HIdr+f8BRCGF2Up5OQbcVMEyF7NBXopIu+U1
-dZShgnsbPF1QwrKNuiL06zU3yqPPhcRpAWeM7sFkXXriC6BosNb7DBPZl39FmvgK
-SwIDAQAB
------END PUBLIC KEY-----
-"""
+(SERVER_KEY_PEM,) = pem_blocks(readme_section("Server signing key"))
 
 # HS_ADMIN value data from ../shared/vectors/tcp-create-seckey.hex (also every resolve of T1):
 # perms 0x0fff, admin 300:20.500.999/ADMIN.
