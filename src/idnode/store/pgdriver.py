@@ -1,6 +1,8 @@
 """The asyncpg side of the PostgreSQL backend: connecting, session settings, which driver errors
-mean what, and the text escape for U+0000. Used by :mod:`~.postgres`, :mod:`~.migrations` and
-:mod:`~.status`; the public names are re-exported by :mod:`idnode.store.postgres`.
+mean what, the URL of the standby pool (high availability: reads while no primary can be
+reached, see :mod:`~.postgres`), and the text escape for U+0000. Used by :mod:`~.postgres`,
+:mod:`~.migrations` and :mod:`~.status`; the public names are re-exported by
+:mod:`idnode.store.postgres`.
 
 Driver: asyncpg, chosen over psycopg 3 (+ psycopg_pool) by a micro-benchmark on this project's
 2-core machine: PostgreSQL 15 on 127.0.0.1 with fsync on, the store's table and statements
@@ -24,6 +26,7 @@ psycopg.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -35,13 +38,17 @@ if TYPE_CHECKING:
 __all__ = [
     "CONNECTION_LOST",
     "DRIVER_ERRORS",
+    "PRIMARY_SESSION_ATTRS",
     "AnyConnection",
     "connect",
     "connection_lost",
+    "create_pool",
     "describe",
     "from_db",
     "keep_session",
+    "no_primary",
     "session_settings",
+    "standby_reads_url",
     "to_db",
 ]
 
@@ -66,6 +73,31 @@ CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     OSError,
 )
+
+
+#: ``target_session_attrs`` values that ask for the primary (asyncpg, as libpq, tries the hosts
+#: of the URL in order and keeps the first that qualifies).
+PRIMARY_SESSION_ATTRS = frozenset({"read-write", "primary"})
+
+
+def no_primary(exc: BaseException) -> bool:
+    """Whether ``exc`` says that no server of the URL qualified (none is the primary just now,
+    e.g. during a failover)."""
+    return isinstance(exc, asyncpg.TargetServerAttributeNotMatched)
+
+
+def standby_reads_url(url: str) -> str | None:
+    """For a URL that asks for the primary (``target_session_attrs=read-write`` or
+    ``primary``), the same URL asking for any server, a hot standby included: where reads go
+    while no primary can be reached. None for any other URL."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    attrs = [value for name, value in query if name == "target_session_attrs"]
+    if not attrs or attrs[-1] not in PRIMARY_SESSION_ATTRS:
+        return None
+    query = [(n, v) for n, v in query if n != "target_session_attrs"]
+    query.append(("target_session_attrs", "any"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def describe(exc: BaseException) -> str:
@@ -120,6 +152,26 @@ async def keep_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """Pool ``reset`` hook: nothing to undo, as idnode changes no session state but for the
     bulk staging table, which is meant to stay (asyncpg still rolls back an open transaction
     on release). Saves a round trip per release."""
+
+
+async def create_pool(
+    url: str, *, min_size: int, max_size: int, timeout: float, read_only: bool = False
+) -> asyncpg.Pool[asyncpg.Record]:
+    """A pool of connections to ``url`` with idnode's session settings (and, if
+    ``read_only``, sessions that refuse writes); it opens ``min_size`` connections at once.
+    Raises the driver's error."""
+    settings = session_settings(timeout)
+    if read_only:
+        settings["default_transaction_read_only"] = "on"
+    return await asyncpg.create_pool(
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        reset=keep_session,
+        timeout=timeout,
+        command_timeout=timeout,
+        server_settings=settings,
+    )
 
 
 async def connect(url: str, *, timeout: float = 10.0) -> asyncpg.Connection[asyncpg.Record]:

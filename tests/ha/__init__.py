@@ -1,0 +1,1 @@
+"""PostgreSQL high availability: Patroni + etcd (deploy/pg-ha) under a running node."""
