@@ -651,6 +651,7 @@ def test_db_commands_on_sqlite_via_the_config_file(tmp_path: Path) -> None:
 
 def test_db_dump_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
     from idnode.store import open_store
+    from idnode.store.migrations import load_migrations
 
     source, target = tmp_path / "a.db", tmp_path / "b.db"
 
@@ -666,7 +667,8 @@ def test_db_dump_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
     asyncio.run(fill())
     dumped = CliRunner().invoke(main, ["db", "dump", "--db", str(source)])
     assert dumped.exit_code == 0, dumped.output
-    assert dumped.stderr == "dumped 2 handles and 1 homed prefixes (schema version 1)\n"
+    latest = load_migrations()[-1].version
+    assert dumped.stderr == f"dumped 2 handles and 1 homed prefixes (schema version {latest})\n"
     assert dumped.stdout_bytes.count(b"\n") == 3
     restored = CliRunner().invoke(
         main, ["db", "restore", "-", "--db", str(target)], input=dumped.stdout_bytes

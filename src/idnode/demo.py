@@ -1,18 +1,27 @@
-"""``idnode demo topology``: a small identifier hierarchy on 127.0.0.1.
+"""``idnode demo topology``: an identifier hierarchy with every role, on 127.0.0.1.
 
-Four nodes, each in a directory of its own under the topology's directory:
+Eight nodes, each in a directory of its own under the topology's directory:
 
-=============  =========  ===================================================================
-node           homes      holds
-=============  =========  ===================================================================
-``root``       ``0.NA``   ``0.NA/88.118`` → the secondary node's site (a top-level node)
-``secondary``  ``88.118`` ``0.NA/88.118.8`` → the enterprise node's site (an industry node)
-``enterprise`` 88.118.8   the demo identifiers of a solar, medical, electronics, auto maker
-``recursive``  99.9       nothing else: configured with the root, it resolves for clients
-=============  =========  ===================================================================
+=================  ==========  ==============================================================
+node               homes       role
+=================  ==========  ==============================================================
+``root``           ``0.NA``    top level: ``0.NA/88.118`` → secondary-a, ``0.NA/88.119`` →
+                               secondary-b
+``secondary-a``    ``88.118``  secondary node of the solar and electronics industry:
+                   ``88.118.9`` ``0.NA/88.118.8`` → enterprise-a's site and its mirror; hosts
+                               the enterprise prefix 88.118.9 itself
+``secondary-b``    ``88.119``  secondary node of the vehicle industry: ``0.NA/88.119.1`` → the
+                               two-server site of enterprise-b
+``enterprise-a``   88.118.8    an enterprise node with the demo identifiers of four industries
+``mirror-a``       (88.118.8)  a read-only mirror following enterprise-a (replication ops)
+``enterprise-b1``  88.119.1    server 1 of a two-server site (identifiers hashed over both)
+``enterprise-b2``  88.119.1    server 2 of that site
+``recursive``      99.9        configured with the root: resolves anything for its clients
+=================  ==========  ==============================================================
 
 Node ``i`` (in that order) listens on UDP/TCP ``base_port + i`` and HTTP ``http_base + i``
-unless ``ports`` says otherwise.
+unless ``ports`` says otherwise. Creating the topology writes each node's directory once;
+running it again reuses them.
 """
 
 from __future__ import annotations
@@ -24,23 +33,58 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
 
 from idnode.bootstrap import init_node
-from idnode.protocol.types.hs_pubkey import load_private_key
+from idnode.protocol.types.hs_pubkey import PublicKeyData, load_private_key
+from idnode.protocol.types.hs_site import SiteInfo
 from idnode.protocol.values import HandleValue
-from idnode.server.config import NodeConfig
+from idnode.server.authz import Identity
+from idnode.server.config import NodeConfig, ReplicationConfig, ServerEntry, SiteConfig
 from idnode.server.node import Node, build_site
-from idnode.store import open_store
+from idnode.store import HandleStore, open_store
 
-__all__ = ["NODES", "DemoNode", "running_topology", "setup_topology"]
+__all__ = [
+    "HOSTED_HANDLES",
+    "NODES",
+    "SITE_B_HANDLES",
+    "DemoNode",
+    "running_topology",
+    "setup_topology",
+]
 
 #: (name, homed prefix) of the nodes, in port order.
 NODES = (
     ("root", "0.NA"),
-    ("secondary", "88.118"),
-    ("enterprise", "88.118.8"),
+    ("secondary-a", "88.118"),
+    ("secondary-b", "88.119"),
+    ("enterprise-a", "88.118.8"),
+    ("mirror-a", "88.118.8"),
+    ("enterprise-b1", "88.119.1"),
+    ("enterprise-b2", "88.119.1"),
     ("recursive", "99.9"),
 )
+#: The identity the mirror authenticates as on enterprise-a (its server key is stored there).
+MIRROR_IDENTITY = Identity("0.NA/88.118.8", 310)
+#: Identifiers of the enterprise prefix hosted on secondary-a.
+HOSTED_HANDLES = {
+    "88.118.9/WAFER-LOT-2026-0311": "https://wafer.example.com/lots/2026-0311",
+    "88.118.9/INGOT-2026-0087": "https://wafer.example.com/ingots/2026-0087",
+}
+#: Identifiers of enterprise-b's two-server site (spread over its servers by hash).
+SITE_B_HANDLES = {
+    f"88.119.1/{suffix}": f"https://auto.example.com/{suffix.lower()}"
+    for suffix in (
+        "VIN-LSVAU2180N2183294",
+        "VIN-LSVAU2180N2183295",
+        "PART-BRAKE-PAD-0042",
+        "PART-BMS-2026-117",
+        "PART-SEAT-FRAME-88",
+        "PART-WIPER-MOTOR-7",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -59,47 +103,159 @@ async def setup_topology(
     http_base: int = 28001,
     ports: Sequence[tuple[int, int]] | None = None,
 ) -> list[DemoNode]:
-    """Create the four nodes under ``directory`` (kept if they exist) and link them.
-    ``ports`` gives each node's (UDP/TCP, HTTP) ports instead of the consecutive ones."""
+    """Create the nodes under ``directory`` (kept if they exist) and link them. ``ports``
+    gives each node's (UDP/TCP, HTTP) ports instead of the consecutive ones."""
     if ports is None:
         ports = [(base_port + i, http_base + i) for i in range(len(NODES))]
-    nodes = []
-    for (name, prefix), (port, http_port) in zip(NODES, ports, strict=True):
-        path = directory / name
+    if len(ports) != len(NODES):
+        raise ValueError(f"the topology has {len(NODES)} nodes, {len(ports)} ports given")
+    paths = {name: directory / name for name, _prefix in NODES}
+    if not all((path / "idnode.toml").exists() for path in paths.values()):
+        await _create(paths, ports)
+    return [
+        DemoNode(name, prefix, paths[name] / "idnode.toml", *_ports(paths[name]))
+        for name, prefix in NODES
+    ]
+
+
+def _ports(path: Path) -> tuple[int, int]:
+    config = NodeConfig.load(path / "idnode.toml")
+    return config.port, config.http_port or 0
+
+
+async def _create(paths: dict[str, Path], ports: Sequence[tuple[int, int]]) -> None:
+    by_name = dict(zip((name for name, _ in NODES), ports, strict=True))
+    for name, prefix in NODES:
+        path, (port, http_port) = paths[name], by_name[name]
         if not (path / "idnode.toml").exists():
             await init_node(
                 path,
                 prefix,
                 port=port,
-                demo=name == "enterprise",
+                demo=name == "enterprise-a",
                 description=f"idnode demo {name}",
             )
-            config = NodeConfig.load(path / "idnode.toml")
-            config = dataclasses.replace(config, http_port=http_port)
-            if name == "recursive":
-                config = dataclasses.replace(config, roots=(f"127.0.0.1:{ports[0][0]}",))
-            (path / "idnode.toml").write_text(config.dump(), encoding="utf-8")
-        config = NodeConfig.load(path / "idnode.toml")
-        nodes.append(
-            DemoNode(name, prefix, path / "idnode.toml", config.port, config.http_port or 0)
-        )
-    by_name = {node.name: node for node in nodes}
-    await _delegate(by_name["root"], "88.118", by_name["secondary"])
-    await _delegate(by_name["secondary"], "88.118.8", by_name["enterprise"])
-    return nodes
+        _configure(path, http_port=http_port)
+    _configure(paths["recursive"], roots=(f"127.0.0.1:{by_name['root'][0]}",))
+    await _link_mirror(paths["enterprise-a"], paths["mirror-a"])
+    await _make_site_b(paths["enterprise-b1"], paths["enterprise-b2"])
+    await _host_prefix(paths["secondary-a"], "88.118", "88.118.9", HOSTED_HANDLES)
+    await _delegate(paths["root"], "88.118", [paths["secondary-a"]])
+    await _delegate(paths["root"], "88.119", [paths["secondary-b"]])
+    await _delegate(paths["secondary-a"], "88.118.8", [paths["enterprise-a"], paths["mirror-a"]])
+    await _delegate(paths["secondary-b"], "88.119.1", [paths["enterprise-b1"]])
 
 
-async def _delegate(holder: DemoNode, prefix: str, to: DemoNode) -> None:
-    """Store on ``holder`` the prefix handle ``0.NA/<prefix>`` naming ``to``'s site."""
-    config = NodeConfig.load(to.config_path)
-    key = load_private_key(config.server_key_path.read_bytes())
-    site = build_site(config, key, config.port, http_port=config.http_port)
-    value = HandleValue(1, "HS_SITE", site.to_bytes(), timestamp=int(time.time()))
-    store = await open_store(NodeConfig.load(holder.config_path).database_location)
+def _configure(path: Path, **changes: Any) -> NodeConfig:
+    """Rewrite the configuration in ``path`` with ``changes`` (NodeConfig fields)."""
+    config = dataclasses.replace(NodeConfig.load(path / "idnode.toml"), **changes)
+    (path / "idnode.toml").write_text(config.dump(), encoding="utf-8")
+    return NodeConfig.load(path / "idnode.toml")
+
+
+@contextlib.asynccontextmanager
+async def _store(path: Path) -> AsyncIterator[HandleStore]:
+    store = await open_store(NodeConfig.load(path / "idnode.toml").database_location)
     try:
-        await store.create_handle(f"0.NA/{prefix}", [value], overwrite=True)
+        yield store
     finally:
         await store.close()
+
+
+def _site(path: Path) -> SiteInfo:
+    config = NodeConfig.load(path / "idnode.toml")
+    key = load_private_key(config.server_key_path.read_bytes())
+    return build_site(config, key, config.port, http_port=config.http_port)
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+async def _delegate(holder: Path, prefix: str, to: list[Path]) -> None:
+    """Store on ``holder`` the prefix handle ``0.NA/<prefix>`` naming the sites of ``to``
+    (the first is the primary; mirrors follow)."""
+    values = [
+        HandleValue(i, "HS_SITE", _site(path).to_bytes(), timestamp=_now())
+        for i, path in enumerate(to, start=1)
+    ]
+    async with _store(holder) as store:
+        await store.create_handle(f"0.NA/{prefix}", values, overwrite=True)
+
+
+async def _link_mirror(primary: Path, mirror: Path) -> None:
+    """Make ``mirror`` follow ``primary``: its server key becomes the replication identity
+    on the primary, and its configuration names the primary."""
+    key = load_private_key((mirror / "server-key.pem").read_bytes())
+    pubkey = PublicKeyData.from_public_key(key.public_key()).to_bytes()
+    handle = MIRROR_IDENTITY.handle
+    async with _store(primary) as store:
+        value = HandleValue(MIRROR_IDENTITY.index, "HS_PUBKEY", pubkey, timestamp=_now())
+        await store.add_values(handle, [value], overwrite=True)
+    config = _configure(primary, replication_admins=(MIRROR_IDENTITY,))
+    _configure(
+        mirror,
+        replication=ReplicationConfig(
+            primary=f"127.0.0.1:{config.port}", identity=MIRROR_IDENTITY, interval=0.5
+        ),
+    )
+
+
+async def _make_site_b(first: Path, second: Path) -> None:
+    """Join ``first`` and ``second`` into one two-server site (hash by handle): both get the
+    same ``[site]`` table and the same prefix record (identities are checked locally), and
+    each store gets the identifiers that hash to it."""
+    entries = []
+    for number, path in enumerate((first, second), start=1):
+        config = NodeConfig.load(path / "idnode.toml")
+        key = load_private_key(config.server_key_path.read_bytes())
+        pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        for other in (first, second):
+            (other / f"server-{number}.pub.pem").write_bytes(pem)
+        entries.append(
+            ServerEntry(
+                number, "127.0.0.1", config.port, config.http_port, f"server-{number}.pub.pem"
+            )
+        )
+    for number, path in enumerate((first, second), start=1):
+        _configure(path, site=SiteConfig(servers=tuple(entries), this_server=number))
+    site = _site(first)
+    async with _store(first) as store:
+        record = await store.get_handle("0.NA/88.119.1") or ()
+    prefix_record = [
+        v.with_changes(data=site.to_bytes()) if v.type == "HS_SITE" else v for v in record
+    ]
+    for name in ("admin-key.pem", "admin-secret"):  # one set of admin credentials
+        (second / name).write_bytes((first / name).read_bytes())
+    shares: list[dict[str, str]] = [{}, {}]
+    for handle, url in SITE_B_HANDLES.items():
+        shares[site.server_index_for(handle)][handle] = url
+    for path, share in zip((first, second), shares, strict=True):
+        async with _store(path) as store:
+            await store.create_handle("0.NA/88.119.1", prefix_record, overwrite=True)
+            for handle, url in share.items():
+                await store.create_handle(handle, [_url(url)], overwrite=True)
+
+
+async def _host_prefix(
+    holder: Path, holder_prefix: str, prefix: str, handles: dict[str, str]
+) -> None:
+    """Home ``prefix`` on ``holder`` (a secondary node hosting an enterprise) with its prefix
+    handle pointing at ``holder``'s own site, administered by the holder's admin group."""
+    async with _store(holder) as store:
+        own = await store.get_handle(f"0.NA/{holder_prefix}") or ()
+        admins = [v for v in own if v.type == "HS_ADMIN"]
+        site = HandleValue(1, "HS_SITE", _site(holder).to_bytes(), timestamp=_now())
+        await store.create_handle(f"0.NA/{prefix}", [site, *admins], overwrite=True)
+        await store.home_prefix(prefix)
+        for handle, url in handles.items():
+            await store.create_handle(handle, [_url(url)], overwrite=True)
+
+
+def _url(url: str) -> HandleValue:
+    return HandleValue(1, "URL", url.encode(), timestamp=_now())
 
 
 @contextlib.asynccontextmanager

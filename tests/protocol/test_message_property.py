@@ -46,6 +46,12 @@ from idnode.protocol.bodies import (
 )
 from idnode.protocol.framing import Reassembler, StreamDecoder, fragment
 from idnode.protocol.message import Envelope, Message
+from idnode.protocol.replication import (
+    DumpHandlesRequest,
+    NextTxnIdBody,
+    RetrieveTxnRequest,
+    RetrieveTxnResponseBody,
+)
 from idnode.protocol.values import HandleValue, Reference
 from idnode.protocol.wire import Reader, Writer
 
@@ -138,6 +144,29 @@ site_infos = st.builds(SiteInfoBody, blobs)
 verify_responses = st.builds(VerifyChallengeResponse, st.booleans())
 session_setup_responses = st.builds(SessionSetupResponse, u16, blobs, st.binary(max_size=4))
 raw_bodies = st.builds(RawBody, blobs)
+i63 = st.integers(0, 2**63 - 1)
+
+
+@st.composite
+def receiver_shares(draw: st.DrawFn) -> tuple[int, int, int]:
+    count = draw(st.integers(1, 64))
+    return draw(u8), count, draw(st.integers(0, count - 1))
+
+
+retrieve_requests = st.one_of(
+    receiver_shares().flatmap(lambda s: st.builds(RetrieveTxnRequest, *map(st.just, s), i63, i63)),
+    receiver_shares().flatmap(
+        lambda s: st.builds(RetrieveTxnRequest, *map(st.just, s), state_json=blobs)
+    ),
+)
+dump_requests = st.one_of(
+    receiver_shares().map(lambda s: DumpHandlesRequest(*s)),
+    receiver_shares().flatmap(
+        lambda s: st.builds(DumpHandlesRequest, *map(st.just, s), blobs, u32.map(lambda v: v >> 1))
+    ),
+)
+next_txn_ids = st.builds(NextTxnIdBody, i63)
+retrieve_responses = st.builds(RetrieveTxnResponseBody, st.booleans())
 
 BODIES: dict[type[Any], st.SearchStrategy[Any]] = {
     HandleRequest: handle_requests,
@@ -158,6 +187,10 @@ BODIES: dict[type[Any], st.SearchStrategy[Any]] = {
     VerifyChallengeResponse: verify_responses,
     SessionSetupResponse: session_setup_responses,
     RawBody: raw_bodies,
+    RetrieveTxnRequest: retrieve_requests,
+    DumpHandlesRequest: dump_requests,
+    NextTxnIdBody: next_txn_ids,
+    RetrieveTxnResponseBody: retrieve_responses,
 }
 
 #: Request body by opcode (spec §1.9, §1.11); other opcodes carry a RawBody.
@@ -178,6 +211,8 @@ REQUEST_BODIES: dict[int, st.SearchStrategy[Any]] = {
     400: session_setup_requests(),
     401: handle_requests,
     1000: handle_requests,
+    1001: retrieve_requests,
+    1002: dump_requests,
     1003: handle_requests,
 }
 #: Success (response code 1) body by opcode (spec §1.11); other opcodes carry a RawBody.
@@ -197,9 +232,12 @@ SUCCESS_BODIES: dict[int, st.SearchStrategy[Any]] = {
     400: session_setup_responses,
     401: empty_bodies,
     402: empty_bodies,
+    1000: next_txn_ids,
+    1001: retrieve_responses,
+    1002: empty_bodies,
     1003: empty_bodies,
 }
-KNOWN_OPS = sorted(set(REQUEST_BODIES) | set(SUCCESS_BODIES) | {0, 106, 1001, 1002})
+KNOWN_OPS = sorted(set(REQUEST_BODIES) | set(SUCCESS_BODIES) | {0, 106})
 ops = st.one_of(st.sampled_from(KNOWN_OPS), u32)
 response_codes = st.one_of(
     st.sampled_from([1, 2, 4, 100, 101, 200, 301, 302, 303, 402, 403, 500]), st.integers(1, U32_MAX)

@@ -467,3 +467,44 @@ def split_messages(stream: bytes) -> list[Message]:
         out.append(Message.decode(stream[pos:end]))
         pos = end
     return out
+
+
+# -- multi-server sites and mirrors ----------------------------------------------------------
+
+
+def free_ports(count: int, *, host: str = HOST) -> list[int]:
+    """``count`` distinct ports on ``host`` that are free for both TCP and UDP right now (for
+    site tables, which need fixed ports; a later bind may still race with other programs)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind((host, 0))
+            port: int = tcp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                try:
+                    udp.bind((host, port))
+                except OSError:
+                    continue
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def write_public_key(path: Path, key: PrivateKey) -> None:
+    """Write the public half of ``key`` as a PEM file (what ``[site] servers`` keys name)."""
+    from cryptography.hazmat.primitives import serialization
+
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+
+
+def reconfigure(directory: Path, **changes: Any) -> NodeConfig:
+    """Rewrite ``directory``'s ``idnode.toml`` with ``changes`` (NodeConfig fields, e.g.
+    ``site=SiteConfig(...)``) and return the configuration as loaded back."""
+    path = directory / "idnode.toml"
+    config = dataclasses.replace(NodeConfig.load(path), **changes)
+    path.write_text(config.dump(), encoding="utf-8")
+    return NodeConfig.load(path)

@@ -357,8 +357,8 @@ def test_huge_envelope_then_data_tcp(node: RunningNode) -> None:
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 @pytest.mark.parametrize(
     "op",
-    [9999, 0, int(OpCode.LIST_NA), int(OpCode.SESSION_SETUP), int(OpCode.DUMP_HANDLES)],
-    ids=["9999", "reserved-0", "list-na", "session-setup", "dump-handles"],
+    [9999, 0, int(OpCode.LIST_NA), int(OpCode.SESSION_SETUP), int(OpCode.BACKUP_SERVER)],
+    ids=["9999", "reserved-0", "list-na", "session-setup", "backup-server"],
 )
 def test_unsupported_opcode(node: RunningNode, tcp: bool, op: int) -> None:
     if op == OpCode.SESSION_SETUP:

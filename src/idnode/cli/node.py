@@ -167,8 +167,10 @@ def demo() -> None:
 @click.option("--base-port", default=22641, show_default=True, help="UDP/TCP port of the root.")
 @click.option("--http-base", default=28001, show_default=True, help="HTTP port of the root.")
 def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
-    """Run a root, a secondary, an enterprise and a recursive node (nodes in DIRECTORY, made
-    on first use) until interrupted, and print commands that resolve through them."""
+    """Run a demo identifier hierarchy with every role until interrupted: a root, two
+    secondary nodes (one hosting an enterprise prefix), an enterprise node with a mirror, a
+    two-server enterprise site and a recursive node (in DIRECTORY, made on first use). Prints
+    commands that resolve through them."""
     from idnode.demo import running_topology, setup_topology
 
     async def run() -> None:
@@ -176,16 +178,21 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
         async with running_topology(nodes):
             for node in nodes:
                 click.echo(
-                    f"{node.name:<10} homes {node.prefix:<9} 127.0.0.1:{node.port} "
+                    f"{node.name:<14} {node.prefix:<9} 127.0.0.1:{node.port} "
                     f"(UDP, TCP), http://127.0.0.1:{node.http_port}/",
                     err=True,
                 )
-            root, recursive = nodes[0], nodes[-1]
+            by_name = {node.name: node for node in nodes}
+            root, recursive = by_name["root"], by_name["recursive"]
             click.echo(
                 "\nTry, in another terminal:\n"
                 f"  idnode resolve 88.118.8/PV-2026-000123 --root 127.0.0.1:{root.port} --trace\n"
-                f"  idnode resolve 88.118.8/PV-2026-000123 --server 127.0.0.1:{recursive.port}\n"
+                f"  idnode resolve 88.119.1/VIN-LSVAU2180N2183294 --root 127.0.0.1:{root.port}"
+                " --trace\n"
+                "  idnode resolve 88.118.9/WAFER-LOT-2026-0311"
+                f" --server 127.0.0.1:{recursive.port}\n"
                 f"  curl http://127.0.0.1:{recursive.http_port}/api/handles/88.118.8/PCB-7731-A\n"
+                "Stop enterprise-a and 88.118.8 keeps resolving through mirror-a.\n"
                 "Ctrl-C stops.",
                 err=True,
             )

@@ -51,8 +51,10 @@ __all__ = [
     "make_secret_key_answer",
     "request_digest",
     "secret_key_algorithm_for_version",
+    "sign_data",
     "sign_message",
     "signed_bytes",
+    "verify_data",
     "verify_message_signature",
     "verify_public_key_answer",
     "verify_secret_key_answer",
@@ -270,6 +272,18 @@ def default_signature_hash(version: Version, key: PrivateKey | PublicKey) -> str
     if _at_least(version, 2, 11) or (_at_least(version, 2, 7) and not is_dsa):
         return "SHA-256"
     return "SHA1"
+
+
+def sign_data(key: PrivateKey, hash_name: str, data: bytes) -> bytes:
+    """``data`` signed as Java's ``<hash>with<RSA|DSA>`` does (``hash_name`` as on the wire:
+    ``SHA1``, ``SHA-256``, ``MD5``); ValueError for a pair Java has no algorithm for."""
+    return _sign(key, hash_name, data)
+
+
+def verify_data(key: PublicKeyTypes, hash_name: bytes, signature: bytes, data: bytes) -> bool:
+    """Whether ``signature`` is ``key``'s :func:`sign_data` of ``data``; False for any unknown
+    hash name or key type."""
+    return _verify(key, hash_name, signature, data)
 
 
 def _sign(key: PrivateKey, hash_name: str, data: bytes) -> bytes:

@@ -12,6 +12,12 @@ from typing import Self
 
 from idnode.errors import ProtocolViolation
 from idnode.protocol.codes import OpCode, ResponseCode
+from idnode.protocol.replication import (
+    DumpHandlesRequest,
+    NextTxnIdBody,
+    RetrieveTxnRequest,
+    RetrieveTxnResponseBody,
+)
 from idnode.protocol.values import HandleValue, read_values, write_values
 from idnode.protocol.wire import Reader, Writer, check_uint
 
@@ -450,6 +456,10 @@ Body = (
     | SiteInfoBody
     | VerifyChallengeResponse
     | SessionSetupResponse
+    | RetrieveTxnRequest
+    | DumpHandlesRequest
+    | NextTxnIdBody
+    | RetrieveTxnResponseBody
     | RawBody
 )
 BodyClass = type[Body]
@@ -471,6 +481,8 @@ _REQUESTS: dict[int, BodyClass] = {
     OpCode.SESSION_SETUP: SessionSetupRequest,
     OpCode.SESSION_TERMINATE: HandleRequest,
     OpCode.GET_NEXT_TXN_ID: HandleRequest,
+    OpCode.RETRIEVE_TXN_LOG: RetrieveTxnRequest,
+    OpCode.DUMP_HANDLES: DumpHandlesRequest,
     OpCode.BACKUP_SERVER: HandleRequest,
 }
 
@@ -491,6 +503,9 @@ _SUCCESSES: dict[int, BodyClass] = {
     OpCode.SESSION_TERMINATE: EmptyBody,
     OpCode.BACKUP_SERVER: EmptyBody,
     OpCode.SESSION_EXCHANGEKEY: EmptyBody,
+    OpCode.GET_NEXT_TXN_ID: NextTxnIdBody,
+    OpCode.RETRIEVE_TXN_LOG: RetrieveTxnResponseBody,
+    OpCode.DUMP_HANDLES: EmptyBody,
 }
 
 

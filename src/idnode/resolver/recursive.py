@@ -15,21 +15,33 @@ Theory of operation
 3. **Where a handle lives**: a ``0.NA/P`` handle at P's authority; any other ``P/S`` at the
    sites named by the HS_SITE values of ``0.NA/P`` (HS_SERV: resolve the service handle to its
    HS_SITE values first; legacy HS_NA_DELEGATE as a last resort).
-4. **Asking a site list** (:meth:`Resolver._ask`): per site (in order), the server chosen by
-   the site's hash option first (:meth:`SiteInfo.choose_server`), then its other servers;
-   per server UDP first, TCP on failure. 301 → next server, then
-   :class:`~idnode.errors.ServerNotResponsible`. 302/303 referral → ask the sites in the
-   referral's values. No answer anywhere → :class:`UpstreamUnavailable`.
-5. **Limits**: every network exchange is bounded by ``timeout``; every step (prefix level,
-   service handle, referral, request) counts against ``max_depth``
-   (:class:`RecursionLimitExceeded`); asking the same (handle, site) twice in one resolution
-   or re-entering a service handle being resolved is a :class:`ReferralLoop`.
-6. **Caching** (:mod:`idnode.resolver.cache`): every answer (final or intermediate) is cached
+4. **Asking a site list** (:meth:`Resolver._ask`): a resolution is a read, so any site
+   serves it, primary or mirror, in the order the values give them. First the server each
+   site's hash option picks (:meth:`SiteInfo.choose_server`), site after site; then, in case
+   a site record is stale, the other servers. Per server UDP first, TCP on failure (timeout,
+   connection refused, garbage). 301 → the next server, and when every server that answered
+   said 301, :class:`~idnode.errors.ServerNotResponsible`. 302/303 referral → ask the sites
+   in the referral's values. No answer anywhere → :class:`UpstreamUnavailable`.
+5. **Failover**: a server address that did not answer (timeout, connection refused) is
+   remembered as down for ``down_for`` seconds (:class:`~idnode.client.DownServers`, timed
+   by ``clock``); while it is, every resolution asks it last, after every other candidate,
+   so once a primary dies only the first resolution waits for it and the next ones go
+   straight to the next server or site (a mirror). An answer from it clears the mark; down
+   servers are still asked when nothing else answers, never skipped.
+6. **Limits**: every network exchange is bounded by ``timeout``, UDP resends included (the
+   default upstream sends ``retries + 1`` datagrams, each waiting ``timeout / (retries + 1)``),
+   so a dead server costs at most ``2 * timeout`` (UDP, then TCP) before the next one is
+   asked: with ``timeout=0.3`` the first resolution after a primary dies is answered by its
+   mirror within 0.6 s plus the mirror's answer. Every step (prefix level, service handle,
+   referral, request) counts against ``max_depth`` (:class:`RecursionLimitExceeded`);
+   asking the same (handle, site) twice in one resolution or re-entering a service handle
+   being resolved is a :class:`ReferralLoop`.
+7. **Caching** (:mod:`idnode.resolver.cache`): every answer (final or intermediate) is cached
    by (handle, query) for its TTL; "not found" answers for the cache's negative TTL.
-7. **Coalescing**: identical requests to the same server in flight at once share one exchange
+8. **Coalescing**: identical requests to the same server in flight at once share one exchange
    (coalescing at the request level cannot deadlock, unlike joining whole resolutions that may
    wait on each other).
-8. **Trace**: each network exchange is reported as a :class:`Hop` to the caller's ``trace``.
+9. **Trace**: each network exchange is reported as a :class:`Hop` to the caller's ``trace``.
 """
 
 from __future__ import annotations
@@ -42,7 +54,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from idnode.client import HandleClient
+from idnode.client import DownServers, HandleClient, ServerAddress, server_addresses
 from idnode.errors import (
     HandleError,
     HandleNotFound,
@@ -62,7 +74,6 @@ from idnode.protocol.types.hs_site import (
     ServerInfo,
     SiteInfo,
     TransportProtocol,
-    address_from_bytes,
     address_to_bytes,
 )
 from idnode.protocol.values import HandleValue
@@ -109,18 +120,6 @@ class UpstreamUnavailable(HandleError):
 
 
 @dataclass(frozen=True, slots=True)
-class ServerAddress:
-    """Where one request goes: host, port and transport."""
-
-    host: str
-    port: int
-    tcp: bool = False
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.port}/{'tcp' if self.tcp else 'udp'}"
-
-
-@dataclass(frozen=True, slots=True)
 class Hop:
     """One network exchange of a resolution (for ``idnode resolve --trace``)."""
 
@@ -147,18 +146,22 @@ class Upstream(Protocol):
 
 class HandleClientUpstream:
     """The default :class:`Upstream`: :class:`~idnode.client.HandleClient` over UDP or TCP,
-    each exchange bounded by ``timeout`` seconds (UDP: per attempt, ``retries`` resends)."""
+    each whole exchange bounded by ``timeout`` seconds. Over UDP the ``retries`` resends
+    happen within it: each of the ``retries + 1`` datagrams waits ``timeout / (retries + 1)``,
+    so a server that does not answer costs ``timeout``, however many resends."""
 
     def __init__(self, *, timeout: float = 2.0, retries: int = 1) -> None:
+        if timeout <= 0 or retries < 0:
+            raise ValueError("timeout must be positive and retries not negative")
         self.timeout = timeout
         self.retries = retries
 
     async def exchange(self, address: ServerAddress, request: Message) -> Message:
+        attempt = self.timeout if address.tcp else self.timeout / (self.retries + 1)
         client = HandleClient(
-            address.host, address.port, tcp=address.tcp, timeout=self.timeout, retries=self.retries
+            address.host, address.port, tcp=address.tcp, timeout=attempt, retries=self.retries
         )
-        attempts = 1 if address.tcp else self.retries + 1
-        async with asyncio.timeout(self.timeout * attempts + 0.5):
+        async with asyncio.timeout(self.timeout):
             return await client.exchange(request, address.tcp)
 
 
@@ -224,8 +227,10 @@ class Resolver:
     """Resolves any handle starting from ``root_sites`` (SiteInfo records or ``HOST:PORT``).
 
     ``cache`` (a fresh :class:`TTLCache` by default) may be shared; ``clock`` gives epoch
-    seconds for cache times; ``max_depth`` bounds the steps of one resolution; ``timeout``
-    bounds every exchange of the default upstream; ``upstream`` replaces the transport.
+    seconds for cache times and down marks; ``max_depth`` bounds the steps of one resolution;
+    ``timeout`` bounds every exchange of the default upstream (``retries`` UDP resends
+    included); ``down_for`` is how long a server that did not answer is asked last;
+    ``upstream`` replaces the transport.
     """
 
     def __init__(
@@ -237,6 +242,7 @@ class Resolver:
         max_depth: int = 24,
         timeout: float = 2.0,
         retries: int = 1,
+        down_for: float = 5.0,
         upstream: Upstream | None = None,
     ) -> None:
         if not root_sites:
@@ -250,6 +256,8 @@ class Resolver:
         self.upstream: Upstream = upstream or HandleClientUpstream(timeout=timeout, retries=retries)
         #: Exchanges actually sent (coalesced joiners and cache hits not counted).
         self.upstream_requests = 0
+        #: Server addresses that recently did not answer: asked last (see Failover above).
+        self.down = DownServers(down_for)
         self._inflight: dict[tuple[object, ...], asyncio.Future[Message]] = {}
 
     # -- public --------------------------------------------------------------------------------
@@ -424,32 +432,47 @@ class Resolver:
     ) -> tuple[HandleValue, ...] | _Referral:
         refused = 0
         failures: list[str] = []
-        for server in _servers_in_order(sites, handle):
-            for address in _query_addresses(server):
-                walk.step(f"{handle} at {address}")
-                try:
-                    reply = await self._send(address, handle, types, indexes, walk)
-                except (OSError, TimeoutError, ProtocolViolation) as exc:
-                    failures.append(f"{address}: {exc or type(exc).__name__}")
-                    continue  # the next transport of this server, then the next server
-                code = reply.response_code
-                if code == ResponseCode.SUCCESS:
-                    if not isinstance(reply.body, ResolutionResponse):
-                        raise ProtocolViolation(f"{address} answered without values")
-                    return reply.body.values
-                if code in _REFERRALS:
-                    body = reply.body
-                    values = body.values if isinstance(body, ReferralBody) else None
-                    return _Referral(values or ())
-                if code in _TRY_NEXT:
-                    refused += code == ResponseCode.SERVER_NOT_RESP
-                    break
-                text = reply.body.text if isinstance(reply.body, ErrorBody) else ""
-                raise error_for_code(code, text)
+        answered: set[int] = set()  # servers that answered: their other transports are skipped
+        for server, address in self._candidates(sites, handle):
+            if server in answered:
+                continue
+            walk.step(f"{handle} at {address}")
+            try:
+                reply = await self._send(address, handle, types, indexes, walk)
+            except (OSError, TimeoutError, ProtocolViolation) as exc:
+                failures.append(f"{address}: {exc or type(exc).__name__}")
+                continue  # the next transport of this server, then the next server
+            answered.add(server)
+            code = reply.response_code
+            if code == ResponseCode.SUCCESS:
+                if not isinstance(reply.body, ResolutionResponse):
+                    raise ProtocolViolation(f"{address} answered without values")
+                return reply.body.values
+            if code in _REFERRALS:
+                body = reply.body
+                values = body.values if isinstance(body, ReferralBody) else None
+                return _Referral(values or ())
+            if code in _TRY_NEXT:
+                refused += code == ResponseCode.SERVER_NOT_RESP
+                continue
+            text = reply.body.text if isinstance(reply.body, ErrorBody) else ""
+            raise error_for_code(code, text)
         if refused and not failures:
             raise ServerNotResponsible(f"no server asked is responsible for {handle}")
         detail = "; ".join(failures) or "no server has a query interface"
         raise UpstreamUnavailable(f"no answer for {handle}: {detail}")
+
+    def _candidates(
+        self, sites: Sequence[SiteInfo], handle: str
+    ) -> list[tuple[int, ServerAddress]]:
+        """(server number, address) to ask in turn: :func:`_servers_in_order` with each
+        server's query addresses (UDP, then TCP), those remembered as down moved last."""
+        candidates = [
+            (number, address)
+            for number, server in enumerate(_servers_in_order(sites, handle))
+            for address in server_addresses(server)
+        ]
+        return self.down.order(candidates, self.clock(), key=lambda c: c[1])
 
     async def _send(
         self,
@@ -478,8 +501,11 @@ class Resolver:
         try:
             reply = await asyncio.shield(future)
         except (OSError, TimeoutError, ProtocolViolation) as exc:
+            if not isinstance(exc, ProtocolViolation):  # garbage is an answer, of a kind
+                self.down.mark_down(address, self.clock())
             self._report(walk, Hop(handle, address, None, shared, str(exc) or type(exc).__name__))
             raise
+        self.down.mark_up(address)
         self._report(walk, Hop(handle, address, reply.response_code, shared))
         return reply
 
@@ -496,24 +522,16 @@ class Resolver:
 
 
 def _servers_in_order(sites: Sequence[SiteInfo], handle: str) -> Iterator[ServerInfo]:
-    """Per site in order: the server the hash picks (spec §2.2), then the others."""
+    """The server the hash picks in each site (spec §2.2), site after site; then the other
+    servers of each site (they answer 301 unless the site record is stale)."""
+    chosen: list[int] = []
     for site in sites:
-        if not site.servers:
-            continue
         try:
-            first = site.server_index_for(handle)
+            chosen.append(site.server_index_for(handle) if site.servers else -1)
         except HandleError:
-            first = 0
-        yield site.servers[first]
+            chosen.append(0)
+    for site, first in zip(sites, chosen, strict=True):
+        if first >= 0:
+            yield site.servers[first]
+    for site, first in zip(sites, chosen, strict=True):
         yield from (s for i, s in enumerate(site.servers) if i != first)
-
-
-def _query_addresses(server: ServerInfo) -> list[ServerAddress]:
-    """UDP first, then TCP, on the server's query interfaces."""
-    host = str(address_from_bytes(server.address))
-    out = []
-    for protocol, tcp in ((TransportProtocol.UDP, False), (TransportProtocol.TCP, True)):
-        interface = server.interface_for(protocol, admin=False)
-        if interface is not None:
-            out.append(ServerAddress(host, interface.port, tcp))
-    return out

@@ -56,7 +56,12 @@ class Authorizer:
         self._server_admins = tuple(server_admins)
 
     async def is_server_admin(self, identity: Identity) -> bool:
-        for admin in self._server_admins:
+        return await self.is_any_of(identity, self._server_admins)
+
+    async def is_any_of(self, identity: Identity, admins: Iterable[Identity]) -> bool:
+        """Whether ``identity`` is one of ``admins`` or a member of one that is an HS_VLIST
+        group."""
+        for admin in admins:
             if await self._is_member(identity, admin.handle, admin.index, 0, set()):
                 return True
         return False

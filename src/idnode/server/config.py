@@ -1,4 +1,4 @@
-"""Node configuration: one frozen, documented dataclass, read from and written to TOML.
+"""Node configuration: frozen, documented dataclasses, read from and written to TOML.
 
 Relative paths in the file are relative to the file's directory. Example::
 
@@ -11,22 +11,60 @@ Relative paths in the file are relative to the file's directory. Example::
     http_port = 8000                  # absent: no HTTP; 0: an ephemeral port
     tls_cert = "tls-cert.pem"         # with tls_key: HTTPS instead of HTTP
     tls_key = "tls-key.pem"
+    replication_admins = ["300:0.NA/88.118.8"]
+
+    [site]                            # optional: this node is one server of a larger site
+    serial = 3
+    hash = "by_handle"                # by_prefix | by_suffix | by_handle (spec §2.2)
+    primary = true                    # false: a mirror site (read-only)
+    this_server = 1
+    servers = [
+      {id = 1, address = "10.0.0.1", port = 2641, http_port = 8000},
+      {id = 2, address = "10.0.0.2", port = 2641, key = "server2.pub.pem"},
+    ]
+
+    [replication]                     # optional: this node mirrors a primary site
+    primary = "10.0.0.1:2641"
+    identity = "300:0.NA/88.118.8"
+    interval = 1.0
+
+Without ``[site]`` the node is a site of one primary server built from ``[node]``. Unknown
+keys, in any table, are errors.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
+from idnode.protocol.types.hs_site import HashOption
 from idnode.server.authz import Identity
 from idnode.store import is_database_url
 
-__all__ = ["DEFAULT_HTTP_PORT", "NodeConfig", "parse_identity"]
+__all__ = [
+    "DEFAULT_HTTP_PORT",
+    "HASH_OPTIONS",
+    "NodeConfig",
+    "ReplicationConfig",
+    "ServerEntry",
+    "SiteConfig",
+    "parse_identity",
+]
 
 #: The HTTP port of a node unless configured otherwise (spec §1.1).
 DEFAULT_HTTP_PORT = 8000
+#: ``[site] hash`` names and the HS_SITE HashOption each stands for (spec §2.2).
+HASH_OPTIONS: dict[str, HashOption] = {
+    "by_prefix": HashOption.BY_PREFIX,
+    "by_suffix": HashOption.BY_SUFFIX,
+    "by_handle": HashOption.BY_ALL,
+}
+_U16_MAX = 0xFFFF
+_U32_MAX = 0xFFFFFFFF
 
 
 def parse_identity(text: str) -> Identity:
@@ -35,6 +73,187 @@ def parse_identity(text: str) -> Identity:
     if not sep or not index.isdigit() or not handle:
         raise ValueError(f"expected index:handle, got {text!r}")
     return Identity(handle, int(index))
+
+
+def _check_int(value: object, what: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be an integer in {low}..{high}, not {value!r}")
+
+
+def _check_host_port(text: object, what: str) -> None:
+    host, sep, port = str(text).rpartition(":")
+    if not isinstance(text, str) or not sep or not host or not port.isdigit():
+        raise ValueError(f"{what}: expected HOST:PORT, got {text!r}")
+    _check_int(int(port), f"{what} port", 1, 65535)
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(table) - allowed
+    if unknown:
+        raise ValueError(f"unknown settings in {where}: {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class ServerEntry:
+    """One server of a multi-server site: an element of ``[site] servers``."""
+
+    id: int
+    """The server's serverId in HS_SITE; unique within the site."""
+    address: str
+    """The IP address (v4 or v6) the site advertises for it."""
+    port: int = 2641
+    """Its UDP and TCP port (query over UDP, query and admin over TCP)."""
+    http_port: int | None = None
+    """Its HTTP port (HTTPS when this node serves HTTPS: a site's servers are assumed alike);
+    None: the site advertises no HTTP interface for it."""
+    key: str | None = None
+    """PEM file of its public server key (relative to the configuration's directory). May be
+    omitted only in this node's own entry, whose key is the public half of ``server_key``."""
+
+    def __post_init__(self) -> None:
+        _check_int(self.id, "site server id", 0, _U32_MAX)
+        _check_int(self.port, f"port of site server {self.id}", 1, 65535)
+        if self.http_port is not None:
+            _check_int(self.http_port, f"http_port of site server {self.id}", 1, 65535)
+        try:
+            ipaddress.ip_address(self.address)
+        except ValueError as exc:
+            raise ValueError(f"address of site server {self.id}: {exc}") from exc
+        if self.key is not None and not isinstance(self.key, str):
+            raise ValueError(f"key of site server {self.id} must be a file name")
+
+    def dump(self) -> str:
+        """This entry as a TOML inline table."""
+        parts = [f"id = {self.id}", f"address = {json.dumps(self.address)}", f"port = {self.port}"]
+        if self.http_port is not None:
+            parts.append(f"http_port = {self.http_port}")
+        if self.key is not None:
+            parts.append(f"key = {json.dumps(self.key)}")
+        return "{" + ", ".join(parts) + "}"
+
+
+@dataclass(frozen=True)
+class SiteConfig:
+    """The ``[site]`` table: the multi-server site (one HS_SITE record) this node is a server of.
+
+    Every server of the site has the same table except ``this_server``. Handles are spread
+    over the servers by ``hash`` (spec §2.2): each server answers only its share and 301 for
+    the others. A site with ``primary = false`` is a mirror: it answers resolutions and
+    refuses administration.
+    """
+
+    servers: tuple[ServerEntry, ...]
+    """The servers in HS_SITE record order; the order decides which server a handle hashes
+    to, so it must be the same on every server of the site."""
+    this_server: int
+    """The ``id`` of this node's entry in ``servers``."""
+    serial: int = 1
+    """The HS_SITE serial number; bump it whenever the site changes."""
+    hash: str = "by_handle"
+    """Which part of a handle picks its server: ``by_prefix``, ``by_suffix`` or
+    ``by_handle`` (the whole handle)."""
+    primary: bool = True
+    """Whether this is a primary site (administration goes here); mirrors have false."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "servers", tuple(self.servers))
+        if not self.servers:
+            raise ValueError("[site] servers must list at least one server")
+        ids = [s.id for s in self.servers]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"[site] server ids must be unique: {ids}")
+        if self.this_server not in ids:
+            raise ValueError(f"[site] this_server {self.this_server!r} is not among ids {ids}")
+        if self.hash not in HASH_OPTIONS:
+            raise ValueError(f"[site] hash must be one of {sorted(HASH_OPTIONS)}: {self.hash!r}")
+        _check_int(self.serial, "[site] serial", 0, _U16_MAX)
+        if not isinstance(self.primary, bool):
+            raise ValueError(f"[site] primary must be true or false, not {self.primary!r}")
+        for s in self.servers:
+            if s.key is None and s.id != self.this_server:
+                raise ValueError(f"[site] server {s.id} needs the file of its public key (key)")
+
+    @property
+    def hash_option(self) -> HashOption:
+        """``hash`` as the HS_SITE HashOption."""
+        return HASH_OPTIONS[self.hash]
+
+    @property
+    def this_index(self) -> int:
+        """0-based position of this node's entry in ``servers`` (the hash's result)."""
+        return next(i for i, s in enumerate(self.servers) if s.id == self.this_server)
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str) -> SiteConfig:
+        """The ``[site]`` table as read from TOML; ValueError for unknown keys or bad values."""
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        table = dict(table)
+        _check_keys(table, {f.name for f in fields(cls)}, where)
+        entries = table.pop("servers", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError(f"{where}: servers must be a list of tables")
+        allowed = {f.name for f in fields(ServerEntry)}
+        for entry in entries:
+            _check_keys(entry, allowed, f"{where} servers")
+        if "this_server" not in table:
+            raise ValueError(f"{where}: this_server is missing")
+        return cls(servers=tuple(ServerEntry(**e) for e in entries), **table)
+
+    def dump(self) -> str:
+        """The ``[site]`` table as TOML."""
+        servers = "".join(f"  {s.dump()},\n" for s in self.servers)
+        return (
+            "[site]\n"
+            f"serial = {self.serial}\n"
+            f"hash = {json.dumps(self.hash)}\n"
+            f"primary = {json.dumps(self.primary)}\n"
+            f"this_server = {self.this_server}\n"
+            f"servers = [\n{servers}]\n"
+        )
+
+
+@dataclass(frozen=True)
+class ReplicationConfig:
+    """The ``[replication]`` table: this node mirrors a primary site."""
+
+    primary: str | None = None
+    """``HOST:PORT`` of a server of the primary site this node mirrors; set: this node is a
+    read-only mirror."""
+    identity: Identity | None = None
+    """The identity (``index:handle``) the mirror authenticates as, with its ``server_key``,
+    when it pulls the primary's transaction log; it must be a replication or server admin
+    there."""
+    interval: float = 1.0
+    """Seconds between two polls of the primary."""
+
+    def __post_init__(self) -> None:
+        if self.primary is not None:
+            _check_host_port(self.primary, "[replication] primary")
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int | float):
+            raise ValueError(f"[replication] interval must be a number, not {self.interval!r}")
+        if not self.interval > 0:
+            raise ValueError(f"[replication] interval must be positive, not {self.interval}")
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str) -> ReplicationConfig:
+        """The ``[replication]`` table as read from TOML."""
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        table = dict(table)
+        _check_keys(table, {f.name for f in fields(cls)}, where)
+        identity = table.pop("identity", None)
+        parsed = None if identity is None else parse_identity(str(identity))
+        return cls(identity=parsed, **table)
+
+    def dump(self) -> str:
+        """The ``[replication]`` table as TOML."""
+        return (
+            "[replication]\n"
+            + ("" if self.primary is None else f"primary = {json.dumps(self.primary)}\n")
+            + ("" if self.identity is None else f"identity = {json.dumps(str(self.identity))}\n")
+            + f"interval = {self.interval}\n"
+        )
 
 
 @dataclass(frozen=True)
@@ -50,7 +269,8 @@ class NodeConfig:
     server_key: str = "server-key.pem"
     """PEM private key of the server; its public half is published in HS_SITE."""
     site_serial: int = 1
-    """Serial number of this node's HS_SITE record; bump it when the site changes."""
+    """Serial number of this node's HS_SITE record; bump it when the site changes. With a
+    ``[site]`` table, that table's ``serial`` is used instead."""
     description: str = "idnode"
     """The ``desc`` attribute of the HS_SITE record."""
     server_admins: tuple[Identity, ...] = field(default=())
@@ -74,6 +294,14 @@ class NodeConfig:
     """GS1 Digital Link mappings, ``AI:TEMPLATE`` each, e.g.
     ``01:88.118.8/MD-UDI-{gtin14}``: ``/01/<gtin>`` resolves to that identifier (see
     :mod:`idnode.http.gs1`). Empty: no Digital Link paths."""
+    replication_admins: tuple[Identity, ...] = ()
+    """Identities allowed to pull the transaction log and dumps (ops 1000-1003), besides
+    server admins (HS_VLIST groups allowed)."""
+    site: SiteConfig | None = None
+    """The ``[site]`` table: the multi-server site this node is one server of. None: a site
+    of one primary server built from the settings above."""
+    replication: ReplicationConfig | None = None
+    """The ``[replication]`` table: what this node mirrors. None: it mirrors nothing."""
 
     def __post_init__(self) -> None:
         if self.http_port == -1:
@@ -82,6 +310,14 @@ class NodeConfig:
             raise ValueError(f"http_port out of range: {self.http_port}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+
+    @property
+    def read_only(self) -> bool:
+        """Whether this node refuses administration: a server of a mirror (non-primary) site,
+        or a mirror following a primary (``[replication] primary``)."""
+        if self.site is not None and not self.site.primary:
+            return True
+        return self.replication is not None and self.replication.primary is not None
 
     @property
     def database_location(self) -> str:
@@ -108,23 +344,36 @@ class NodeConfig:
         with path.open("rb") as f:
             data = tomllib.load(f)
         node = dict(data.get("node", {}))
-        unknown = set(node) - {f for f in cls.__dataclass_fields__ if f != "directory"}
-        if unknown or set(data) - {"node"}:
-            raise ValueError(f"unknown settings in {path}: {sorted(unknown or set(data))}")
+        tables = {"node", *_TABLES}
+        unknown = (set(node) - _node_keys()) | {f"[{t}]" for t in set(data) - tables}
+        if unknown:
+            raise ValueError(f"unknown settings in {path}: {sorted(unknown)}")
         admins = tuple(parse_identity(s) for s in node.pop("server_admins", []))
+        replicators = tuple(parse_identity(s) for s in node.pop("replication_admins", []))
         gs1 = tuple(str(rule) for rule in node.pop("gs1_rules", []))
         roots = tuple(str(root) for root in node.pop("roots", []))
         node.setdefault("http_port", None)
+        site = data.get("site")
+        replication = data.get("replication")
         return cls(
             directory=path.parent.resolve(),
             server_admins=admins,
+            replication_admins=replicators,
             gs1_rules=gs1,
             roots=roots,
+            site=None if site is None else SiteConfig.from_table(site, f"{path} [site]"),
+            replication=(
+                None
+                if replication is None
+                else ReplicationConfig.from_table(replication, f"{path} [replication]")
+            ),
             **node,
         )
 
     def dump(self) -> str:
+        """This configuration as TOML that :meth:`load` reads back to an equal one."""
         admins = ", ".join(json.dumps(str(a)) for a in self.server_admins)
+        replicators = ", ".join(json.dumps(str(a)) for a in self.replication_admins)
         return (
             "# idnode node configuration (see `idnode serve --help`)\n"
             "[node]\n"
@@ -141,4 +390,16 @@ class NodeConfig:
             + ("" if self.tls_key is None else f"tls_key = {json.dumps(self.tls_key)}\n")
             + (f"gs1_rules = {json.dumps(list(self.gs1_rules))}\n" if self.gs1_rules else "")
             + (f"roots = {json.dumps(list(self.roots))}\n" if self.roots else "")
+            + (f"replication_admins = [{replicators}]\n" if self.replication_admins else "")
+            + ("" if self.site is None else "\n" + self.site.dump())
+            + ("" if self.replication is None else "\n" + self.replication.dump())
         )
+
+
+#: Tables besides ``[node]``, each a field of :class:`NodeConfig`.
+_TABLES = ("site", "replication")
+
+
+def _node_keys() -> set[str]:
+    """The keys allowed in ``[node]``: NodeConfig's fields but the directory and the tables."""
+    return {f.name for f in fields(NodeConfig)} - {"directory", *_TABLES}

@@ -5,7 +5,10 @@ It knows the store, the authorizer and the pending challenges, not sockets: the 
 
 Theory of operation
 -------------------
-1. A request for a handle whose prefix is not homed here gets 301 (spec §4).
+1. A request for a handle whose prefix is not homed here gets 301 (spec §4). In a site of
+   several servers, so does one for a handle that hashes to another server of the site
+   (spec §2.2), and a read-only server (a mirror) answers every administrative request 301;
+   both are checked first, before any challenge, as the reference server does.
 2. Resolution and get-site-info need no identity, unless a resolution without the PO flag
    would return values lacking PUBLIC_READ (spec §1.11): then, as for every administrative
    operation, the first answer is a 402 challenge. The challenge is remembered under a fresh
@@ -22,6 +25,7 @@ exception is a bug: it is logged and answered with RC_ERROR.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -68,7 +72,14 @@ from idnode.protocol.bodies import (
 )
 from idnode.protocol.codes import AdminPermission, OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import Message
+from idnode.protocol.replication import (
+    DumpHandlesRequest,
+    NextTxnIdBody,
+    RetrieveTxnRequest,
+    RetrieveTxnResponseBody,
+)
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData
+from idnode.protocol.types.hs_site import SiteInfo
 from idnode.protocol.values import HandleValue, encode_record
 from idnode.resolver import Resolver
 from idnode.server.authz import Authorizer, Identity
@@ -80,6 +91,7 @@ from idnode.server.negotiation import (
     response_to,
     response_version,
 )
+from idnode.server.replication import ReplicationSource, stream_sink
 from idnode.store.base import HandleStore, handle_key, prefix_of
 
 __all__ = ["Dispatcher", "NodeIdentity"]
@@ -91,6 +103,8 @@ MAX_RECURSION = 8
 #: Reference server limits (spec §1.1).
 MAX_HANDLE_BYTES = 2048
 MAX_VALUES = 2048
+#: Suffixes drawn at most when minting (a handle that still hashes elsewhere gets 301).
+_MINT_ATTEMPTS = 64
 
 _NEEDS_AUTH = {
     OpCode.CREATE_HANDLE,
@@ -102,8 +116,24 @@ _NEEDS_AUTH = {
     OpCode.LIST_DERIVED_PREFIXES,
     OpCode.HOME_NA,
     OpCode.UNHOME_NA,
+    OpCode.GET_NEXT_TXN_ID,
+    OpCode.RETRIEVE_TXN_LOG,
+    OpCode.DUMP_HANDLES,
 }
 _SESSIONS = {OpCode.SESSION_SETUP, OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGEKEY}
+#: Administration on one handle: answered only by the server the handle hashes to.
+_HANDLE_WRITES = {
+    OpCode.CREATE_HANDLE,
+    OpCode.DELETE_HANDLE,
+    OpCode.ADD_VALUE,
+    OpCode.REMOVE_VALUE,
+    OpCode.MODIFY_VALUE,
+}
+#: Requests a read-only server (mirror) refuses (the reference server's admin requests).
+_WRITES = _HANDLE_WRITES | {OpCode.HOME_NA, OpCode.UNHOME_NA}
+#: 301 messages of the reference server.
+NOT_PRIMARY = "Not a primary server"
+WRONG_SERVER_HASH = "Request was hashed incorrectly"
 
 
 _SITE_TYPES = frozenset({"HS_SITE", "HS_SITE.6", "HS_SERV"})
@@ -122,10 +152,23 @@ class _Referral(ServerNotResponsible):
 
 @dataclass(frozen=True)
 class NodeIdentity:
-    """What the node says about itself: its HS_SITE record (raw bytes) and serial."""
+    """What the node says about itself: its HS_SITE record (raw bytes) and serial, and which
+    server of that site it is."""
 
     site_data: bytes
     site_serial: int
+    server_index: int = 0
+    """0-based position of this node in the site's server list (spec §2.2)."""
+
+    @functools.cached_property
+    def site(self) -> SiteInfo:
+        return SiteInfo.from_bytes(self.site_data)
+
+    def owns(self, handle: str) -> bool:
+        """Whether ``handle`` hashes to this server, by the site's hash option (spec §2.2);
+        always true in a site of one server."""
+        site = self.site
+        return len(site.servers) < 2 or site.server_index_for(handle) == self.server_index
 
 
 Handler = Callable[[Message, Identity | None], Awaitable[Body]]
@@ -143,10 +186,18 @@ class Dispatcher:
         challenge_timeout: float = 60.0,
         server_key: PrivateKey | None = None,
         resolver: Resolver | None = None,
+        read_only: bool = False,
+        replication_admins: Sequence[Identity] = (),
     ) -> None:
         self.store = store
         self.node = node
+        #: A mirror (server of a non-primary site): administration gets 301, reads work.
+        self.read_only = read_only
         self.authorizer = Authorizer(store, server_admins)
+        #: Besides server admins, who may pull the transaction log and dumps (ops 1000-1002).
+        self.replication_admins = tuple(replication_admins)
+        #: Answers replication requests from the store's log; streams need the server key.
+        self.replication = None if server_key is None else ReplicationSource(store, server_key)
         self.challenges = Challenges(timeout=challenge_timeout)
         self._clock = clock
         self._server_key = server_key
@@ -166,6 +217,9 @@ class Dispatcher:
             OpCode.HOME_NA: self._home,
             OpCode.UNHOME_NA: self._unhome,
             OpCode.VERIFY_CHALLENGE: self._verify_challenge,
+            OpCode.GET_NEXT_TXN_ID: self._next_txn_id,
+            OpCode.RETRIEVE_TXN_LOG: self._retrieve_txn_log,
+            OpCode.DUMP_HANDLES: self._dump_handles,
         }
 
     # -- entry points --------------------------------------------------------------------------
@@ -240,6 +294,7 @@ class Dispatcher:
         handler = self._handlers.get(request.op)
         if handler is None:
             raise OperationNotSupported(f"operation {request.op} is not supported")
+        self._check_placement(request)
         if identity is None and request.op in _NEEDS_AUTH:
             raise AuthenticationRequired()
         body = await handler(request, identity)
@@ -322,8 +377,27 @@ class Dispatcher:
 
     # -- responsibility and validation -----------------------------------------------------
 
+    def _check_placement(self, request: Message) -> None:
+        """The reference server's first checks, before any challenge: 301 for administration
+        on a read-only server, and for administration on a handle that hashes to another
+        server of this site (a minted handle is checked once minted)."""
+        if self.read_only and request.op in _WRITES:
+            raise ServerNotResponsible(NOT_PRIMARY)
+        if request.op not in _HANDLE_WRITES or request.has(OpFlag.MINT):
+            return
+        handle = getattr(request.body, "handle", None)
+        if isinstance(handle, str):
+            self._require_share(handle)
+
+    def _require_share(self, handle: str) -> None:
+        """301 unless ``handle`` hashes to this server of the site (:meth:`NodeIdentity.owns`)."""
+        if not self.node.owns(handle):
+            raise ServerNotResponsible(WRONG_SERVER_HASH)
+
     async def _require_responsible(self, handle: str) -> None:
-        """301 unless this node serves ``handle`` (:meth:`_serves`; spec §4)."""
+        """301 unless ``handle`` hashes to this server and this node serves it (:meth:`_serves`;
+        spec §2.2, §4)."""
+        self._require_share(handle)
         if not await self._serves(handle):
             raise ServerNotResponsible()
 
@@ -418,8 +492,9 @@ class Dispatcher:
         assert isinstance(body, ResolutionRequest)
         if not body.handle:
             raise InvalidHandle("empty handle")
-        if not await self._serves(body.handle):
+        if not self.node.owns(body.handle) or not await self._serves(body.handle):
             if self.resolver is None or not request.has(OpFlag.REC):
+                self._require_share(body.handle)
                 sites = () if request.has(OpFlag.DNRF) else await self._delegation(body.handle)
                 if sites:
                     raise _Referral(body.handle, sites)
@@ -501,7 +576,11 @@ class Dispatcher:
         """Batch registration (the HTTP batch endpoint): every item is checked as a create
         would be (handle, responsibility, permission, values), then the valid ones are written
         in one transaction with :meth:`HandleStore.create_records`. Existing handles are left
-        unchanged. Returns, per item, a response code (SUCCESS, or the error's) and message."""
+        unchanged. Returns, per item, a response code (SUCCESS, or the error's) and message.
+        A read-only server refuses the whole batch (301); in a site of several servers, items
+        that hash to another server get 301 each."""
+        if self.read_only:
+            raise ServerNotResponsible(NOT_PRIMARY)
         results: list[tuple[int, str]] = [(ResponseCode.SUCCESS, "")] * len(items)
         allowed: dict[str, HandleError | None] = {}  # per prefix: the permission outcome
         records: list[tuple[str, bytes]] = []
@@ -510,6 +589,7 @@ class Dispatcher:
         for position, (handle, values) in enumerate(items):
             try:
                 self._check_handle(handle)
+                self._require_share(handle)  # per item: the permission is cached per prefix
                 scope = handle_key(prefix_of(handle))
                 if scope == "0.NA":  # prefix handles: each has its own parent
                     await self._may_create(handle, identity)
@@ -537,11 +617,18 @@ class Dispatcher:
         return results
 
     def _mint(self, handle: str) -> str:
-        """A new handle under ``handle``'s prefix: ``<handle>`` + a random suffix."""
-        suffix = self._random(10).hex().upper()
-        if "/" not in handle:
-            return f"{handle}/{suffix}"
-        return f"{handle}{suffix}" if handle.endswith("/") else f"{handle}-{suffix}"
+        """A new handle under ``handle``'s prefix: ``<handle>`` + a random suffix, drawn
+        again until the handle hashes to this server (spec §2.2; expected tries: the number
+        of servers of the site)."""
+        for _attempt in range(_MINT_ATTEMPTS):
+            suffix = self._random(10).hex().upper()
+            if "/" not in handle:
+                minted = f"{handle}/{suffix}"
+            else:
+                minted = f"{handle}{suffix}" if handle.endswith("/") else f"{handle}-{suffix}"
+            if self.node.owns(minted):
+                break
+        return minted
 
     async def _delete(self, request: Message, identity: Identity | None) -> Body:
         assert identity is not None
@@ -662,4 +749,38 @@ class Dispatcher:
 
     async def _unhome(self, request: Message, identity: Identity | None) -> Body:
         await self.store.unhome_prefix(await self._home_prefix(request, identity))
+        return EmptyBody()
+
+    # -- replication (the primary's side; see idnode.server.replication) -------------------------
+
+    async def _replication_source(self, identity: Identity | None) -> ReplicationSource:
+        assert identity is not None
+        if self.replication is None:
+            raise OperationNotSupported("replication needs the server key")
+        admins = self.replication_admins
+        if not (
+            await self.authorizer.is_server_admin(identity)
+            or await self.authorizer.is_any_of(identity, admins)
+        ):
+            raise InvalidAdmin(f"{identity} is not a replication administrator")
+        return self.replication
+
+    async def _next_txn_id(self, request: Message, identity: Identity | None) -> Body:
+        source = await self._replication_source(identity)
+        return NextTxnIdBody(await source.next_txn_id())
+
+    async def _retrieve_txn_log(self, request: Message, identity: Identity | None) -> Body:
+        body = request.body
+        assert isinstance(body, RetrieveTxnRequest)
+        source = await self._replication_source(identity)
+        if body.state_json is not None:
+            raise OperationNotSupported("multi-primary replication is not supported")
+        stream_sink().append(source.txn_stream(body))
+        return RetrieveTxnResponseBody()
+
+    async def _dump_handles(self, request: Message, identity: Identity | None) -> Body:
+        body = request.body
+        assert isinstance(body, DumpHandlesRequest)
+        source = await self._replication_source(identity)
+        stream_sink().append(source.dump_stream(body))
         return EmptyBody()

@@ -4,6 +4,11 @@ The HTTP application is :func:`idnode.http.api.build_app` (JSON API, native mess
 HTTP) plus :attr:`Node.http_routes` (e.g. the browser proxy, mounted last as the catch-all
 ``("", handler)``) and their OpenAPI path items :attr:`Node.openapi_paths`; set both before
 :meth:`Node.start`.
+
+A node is one server of a site: by default a site of one primary server built from
+``[node]``; with a ``[site]`` table (:class:`~idnode.server.config.SiteConfig`), one server
+of a multi-server site, answering only the handles that hash to it (the dispatcher's share
+check), and, for a mirror (non-primary) site or with ``[replication]``, read-only.
 """
 
 from __future__ import annotations
@@ -12,7 +17,12 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
+from idnode.client import PublicKeyCredentials
 from idnode.errors import ProtocolViolation
 from idnode.http.api import build_app
 from idnode.http.asgi import ASGIApp, Handler
@@ -20,8 +30,10 @@ from idnode.http.gs1 import GS1Rule
 from idnode.http.openapi import PathItems
 from idnode.http.proxy import proxy_openapi_paths, proxy_routes
 from idnode.http.server import HTTPServer
+from idnode.protocol.auth import PublicKey
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData, load_private_key
 from idnode.protocol.types.hs_site import (
+    PRIMARY_SITE,
     Attribute,
     Interface,
     InterfaceType,
@@ -31,8 +43,9 @@ from idnode.protocol.types.hs_site import (
     address_to_bytes,
 )
 from idnode.resolver import Resolver
-from idnode.server.config import NodeConfig
+from idnode.server.config import NodeConfig, SiteConfig
 from idnode.server.dispatch import Dispatcher, NodeIdentity
+from idnode.server.mirror import Mirror, Share
 from idnode.server.transports import TransportLimits, UDPServer, serve_tcp, serve_udp
 from idnode.store import HandleStore, open_store
 
@@ -42,30 +55,88 @@ __all__ = ["Node", "build_site"]
 def build_site(
     config: NodeConfig, key: PrivateKey, port: int, *, http_port: int | None = None
 ) -> SiteInfo:
-    """This node's HS_SITE: one primary server, query+admin over TCP, query over UDP and, when
-    HTTP is configured, query+admin over HTTP or HTTPS (the reference server's layout, spec
-    §2.2), carrying the server's public key. ``http_port`` overrides ``config.http_port``
-    (the port actually bound when the configuration says 0)."""
+    """This node's HS_SITE, primary unless the node is read-only (a mirror). Without
+    ``[site]``: one server at ``config.listen``, with
+    :func:`_interfaces` on ``port`` and, when HTTP is configured, ``http_port`` (overriding
+    ``config.http_port``: the port actually bound when the configuration says 0), carrying
+    the server's public key. With ``[site]``: :func:`_configured_site`."""
+    if config.site is not None:
+        return _configured_site(config, config.site, key)
+    actual = config.http_port if http_port is None else http_port
+    server = ServerInfo(
+        server_id=1,
+        address=address_to_bytes(config.listen, mapped=False),
+        public_key=_public_key_data(key.public_key()),
+        interfaces=_interfaces(port, actual, https=config.tls_cert is not None),
+    )
+    return SiteInfo(
+        serial=config.site_serial,
+        primary_mask=0 if config.read_only else PRIMARY_SITE,
+        attributes=(Attribute("desc", config.description),),
+        servers=(server,),
+    )
+
+
+def _configured_site(config: NodeConfig, site: SiteConfig, key: PrivateKey) -> SiteInfo:
+    """The multi-server HS_SITE of the ``[site]`` table: its servers in order, each with
+    :func:`_interfaces` on its ports and its public key (this node's own: ``key``'s public
+    half), the primary bit only for a primary site, the configured hash option and serial.
+
+    Raises ValueError when a key file is unusable or this node's entry names a key file that
+    is not its own server key's public half."""
+    own = _public_key_data(key.public_key())
+    https = config.tls_cert is not None
+    servers = []
+    for entry in site.servers:
+        public_key = None if entry.key is None else _read_public_key(config.directory / entry.key)
+        if entry.id == site.this_server:
+            if public_key not in (None, own):
+                raise ValueError(f"[site] key of this server ({entry.key}) is not server_key's")
+            public_key = own
+        assert public_key is not None  # SiteConfig checks that the others have a key file
+        servers.append(
+            ServerInfo(
+                server_id=entry.id,
+                address=address_to_bytes(entry.address, mapped=False),
+                public_key=public_key,
+                interfaces=_interfaces(entry.port, entry.http_port, https=https),
+            )
+        )
+    return SiteInfo(
+        serial=site.serial,
+        primary_mask=0 if config.read_only else PRIMARY_SITE,
+        hash_option=int(site.hash_option),
+        attributes=(Attribute("desc", config.description),),
+        servers=tuple(servers),
+    )
+
+
+def _interfaces(port: int, http_port: int | None, *, https: bool) -> tuple[Interface, ...]:
+    """The reference server's layout (spec §2.2): query+admin over TCP, query over UDP and,
+    with an HTTP port, query+admin over HTTP or HTTPS."""
     interfaces = [
         Interface(InterfaceType.ADMIN_AND_QUERY, TransportProtocol.TCP, port),
         Interface(InterfaceType.QUERY, TransportProtocol.UDP, port),
     ]
-    if config.http_port is not None:
-        protocol = TransportProtocol.HTTP if config.tls_cert is None else TransportProtocol.HTTPS
-        actual = config.http_port if http_port is None else http_port
-        interfaces.append(Interface(InterfaceType.ADMIN_AND_QUERY, protocol, actual))
-    server = ServerInfo(
-        server_id=1,
-        address=address_to_bytes(config.listen, mapped=False),
-        public_key=PublicKeyData.from_public_key(key.public_key()).to_bytes(),
-        interfaces=tuple(interfaces),
-    )
-    return SiteInfo(
-        serial=config.site_serial,
-        primary_mask=0x80,
-        attributes=(Attribute("desc", config.description),),
-        servers=(server,),
-    )
+    if http_port is not None:
+        protocol = TransportProtocol.HTTPS if https else TransportProtocol.HTTP
+        interfaces.append(Interface(InterfaceType.ADMIN_AND_QUERY, protocol, http_port))
+    return tuple(interfaces)
+
+
+def _public_key_data(key: PublicKey) -> bytes:
+    return PublicKeyData.from_public_key(key).to_bytes()
+
+
+def _read_public_key(path: Path) -> bytes:
+    """The HS_PUBKEY encoding of the PEM public key (RSA or DSA) in ``path``."""
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"[site] cannot read the public key {path}: {exc}") from exc
+    if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+        raise ValueError(f"[site] {path} holds neither an RSA nor a DSA public key")
+    return _public_key_data(key)
 
 
 @dataclass
@@ -89,12 +160,17 @@ class Node:
         site = build_site(config, key, config.port)
         self.dispatcher = Dispatcher(
             store,
-            NodeIdentity(site.to_bytes(), site.serial),
+            self._identity(site),
             server_admins=config.server_admins,
             challenge_timeout=config.challenge_timeout,
             server_key=key,
             resolver=Resolver(config.roots) if config.roots else None,
+            read_only=config.read_only,
+            replication_admins=config.replication_admins,
         )
+        #: Follows the primary site when this node is a mirror (``[replication]``).
+        self.mirror = self._mirror(site)
+        self._mirror_task: asyncio.Task[None] | None = None
         self._bound: _Bound | None = None
         self._http: HTTPServer | None = None
         rules = tuple(_gs1_rule(text) for text in config.gs1_rules)
@@ -173,15 +249,27 @@ class Node:
         if self.config.port == 0 or self.config.http_port == 0:
             http_port = None if self._http is None else self._http.port
             site = build_site(self.config, self.key, port, http_port=http_port)
-            self.dispatcher.node = NodeIdentity(site.to_bytes(), site.serial)
+            self.dispatcher.node = self._identity(site)
         await self._publish_site()
+        if self.mirror is not None:
+            self._mirror_task = asyncio.create_task(self.mirror.run(), name="idnode-mirror")
+
+    def _identity(self, site: SiteInfo) -> NodeIdentity:
+        """What the dispatcher says about this node: ``site`` and this node's place in it."""
+        index = 0 if self.config.site is None else self.config.site.this_index
+        return NodeIdentity(site.to_bytes(), site.serial, server_index=index)
 
     async def _publish_site(self) -> None:
         """Keep the HS_SITE values that describe this node (those carrying its server key) on
         the prefix handles of its homed prefixes equal to the site it now serves, so that
-        resolvers find it where it listens (after a change of address or port)."""
+        resolvers find it where it listens (after a change of address or port).
+
+        A read-only node (mirror site, or ``[replication]``) leaves its data alone: what it
+        holds is replicated from the primary, not its to change."""
+        if self.config.read_only or self.config.replication is not None:
+            return
         current = self.dispatcher.node.site_data
-        key = PublicKeyData.from_public_key(self.key.public_key()).to_bytes()
+        key = _public_key_data(self.key.public_key())
         for prefix in await self.store.homed_prefixes():
             handle = f"0.NA/{prefix}"
             stale = []
@@ -203,7 +291,31 @@ class Node:
         assert self._bound is not None
         await self._bound.tcp.serve_forever()
 
+    def _mirror(self, site: SiteInfo) -> Mirror | None:
+        replication = self.config.replication
+        if replication is None or replication.primary is None:
+            return None
+        if replication.identity is None:
+            raise ValueError("[replication] primary needs an identity to authenticate as")
+        host, port = replication.primary.rsplit(":", 1)
+        identity = replication.identity
+        credentials = PublicKeyCredentials(identity.handle, identity.index, self.key)
+        share = Share(site.hash_option, len(site.servers), self._identity(site).server_index)
+        return Mirror(
+            self.store,
+            host.strip("[]"),
+            int(port),
+            credentials,
+            share=share,
+            interval=replication.interval,
+        )
+
     async def close(self) -> None:
+        if self.mirror is not None and self._mirror_task is not None:
+            self.mirror.stop()
+            with contextlib.suppress(TimeoutError):  # wait_for cancels a hung round
+                await asyncio.wait_for(self._mirror_task, self.mirror.timeout)
+            self._mirror_task = None
         if self._http is not None:
             await self._http.close()
             self._http = None

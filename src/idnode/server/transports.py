@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
 
@@ -140,12 +141,27 @@ async def _connection(
                     await writer.drain()
                 return
             payload = await reader.readexactly(env.length)
-        response, request = await answer(dispatcher, head + payload)
+        streams: list[AsyncIterator[bytes]] = []
+        response, request = await answer(dispatcher, head + payload, streams)
         if response:
             writer.write(response)
             await writer.drain()
+        if streams:
+            await _send_stream(writer, streams[0], limits)
+            return  # the stream ends the connection, as with the reference server
         if request is None or not request.has(OpFlag.KA):
             return
+
+
+async def _send_stream(
+    writer: asyncio.StreamWriter, stream: AsyncIterator[bytes], limits: TransportLimits
+) -> None:
+    """Write a replication stream; each chunk must be taken by the peer within the read
+    timeout (a stalled mirror does not hold the producer forever)."""
+    async for chunk in stream:
+        writer.write(chunk)
+        async with asyncio.timeout(limits.read_timeout):
+            await writer.drain()
 
 
 async def _peek_header(reader: asyncio.StreamReader) -> bytes:

@@ -8,12 +8,14 @@ address a response (its opcode and request id), and dropped otherwise.
 from __future__ import annotations
 
 import struct
+from collections.abc import AsyncIterator
 
 from idnode.errors import ProtocolViolation
 from idnode.protocol.bodies import RawBody
 from idnode.protocol.codes import OpFlag
 from idnode.protocol.message import ENVELOPE_SIZE, HEADER_SIZE, Message
 from idnode.server.dispatch import Dispatcher
+from idnode.server.replication import STREAMS
 
 __all__ = ["answer", "salvage"]
 
@@ -40,8 +42,25 @@ def salvage(data: bytes) -> Message | None:
     )
 
 
-async def answer(dispatcher: Dispatcher, data: bytes) -> tuple[bytes, Message | None]:
-    """The encoded response to ``data`` (b"" to drop it) and the decoded request, if any."""
+async def answer(
+    dispatcher: Dispatcher,
+    data: bytes,
+    streams: list[AsyncIterator[bytes]] | None = None,
+) -> tuple[bytes, Message | None]:
+    """The encoded response to ``data`` (b"" to drop it) and the decoded request, if any.
+
+    A transport that can send a stream after the response (TCP) passes ``streams``: a
+    replication request answered with one appends its producer there
+    (:data:`~idnode.server.replication.STREAMS`).
+    """
+    token = STREAMS.set(streams)
+    try:
+        return await _answer(dispatcher, data)
+    finally:
+        STREAMS.reset(token)
+
+
+async def _answer(dispatcher: Dispatcher, data: bytes) -> tuple[bytes, Message | None]:
     try:
         request = Message.decode(data)
     except ProtocolViolation as exc:

@@ -14,9 +14,12 @@ Errors are raised from :mod:`idnode.errors`: :class:`HandleNotFound`,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from idnode.protocol.values import HandleValue
+
+if TYPE_CHECKING:
+    from idnode.store.txnlog import Change, Txn, TxnLogState
 
 __all__ = ["HandleStore", "handle_key", "prefix_of"]
 
@@ -109,6 +112,33 @@ class HandleStore(Protocol):
 
     async def is_homed(self, prefix: str) -> bool:
         """Whether ``prefix`` is homed here (case-insensitive)."""
+        ...
+
+    async def txn_log(self, after: int, limit: int = 1000) -> list[Txn]:
+        """Up to ``limit`` transaction-log entries with ids above ``after``, in id order. Every
+        write appends one entry per handle or prefix it changed (:mod:`~.txnlog`)."""
+        ...
+
+    async def txn_log_state(self) -> TxnLogState:
+        """The oldest log entry kept and the last transaction id handed out."""
+        ...
+
+    async def prune_txn_log(self, before_ms: int) -> int:
+        """Drop log entries dated before ``before_ms`` (epoch ms); the number dropped."""
+        ...
+
+    async def apply_replicated(
+        self, changes: Sequence[Change], *, source: str | None, txn_id: int, date_ms: int
+    ) -> None:
+        """Apply changes received from a primary and record, in the same transaction, that
+        ``source`` has been followed up to ``txn_id`` (its clock: ``date_ms``; None: record
+        nothing, for part of a dump). Creates and
+        updates replace the whole record; deleting an absent handle, homing a homed prefix
+        or unhoming one not homed is not an error. The changes enter this store's own log."""
+        ...
+
+    async def replication_source(self, source: str) -> tuple[int, int] | None:
+        """(last txn id, last date ms) recorded for ``source``, None if never followed."""
         ...
 
     async def close(self) -> None:

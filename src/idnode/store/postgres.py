@@ -38,6 +38,15 @@ restart, network), every pooled connection is dropped and later calls connect af
 that saw the loss is retried once on a new connection if nothing can have been committed (a
 read, or a write that had not yet sent COMMIT), and otherwise fails with StoreError.
 
+High availability (docs/deploy.md, ``deploy/pg-ha``): the URL may name every server of a
+replicated cluster, ``postgresql://u:p@h1:5432,h2:5432/db?target_session_attrs=read-write``;
+each new connection then goes to whichever server is the primary at that moment, so after a
+failover the renewed pool reaches the new primary. While there is none (between the loss of a
+primary and the promotion of a standby), a write fails at once with StoreError ("no PostgreSQL
+primary is reachable"), and a read is served by a second, read-only pool on any server of the
+URL (``target_session_attrs=any``), which is then a hot standby: with synchronous replication
+it has every acknowledged write, though it may apply the last ones a moment late.
+
 Cancelling the task awaiting a write may or may not stop the write.
 """
 
@@ -59,12 +68,14 @@ from idnode.store.pgdriver import (
     DRIVER_ERRORS,
     connect,
     connection_lost,
+    create_pool,
     describe,
     from_db,
-    keep_session,
-    session_settings,
+    no_primary,
+    standby_reads_url,
     to_db,
 )
+from idnode.store.txnlog import Action, Change, Txn, TxnLogState, now_ms, prefix_entry
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -124,12 +135,45 @@ _HOME = (
 _UNHOME = "DELETE FROM homed_prefixes WHERE prefix_key = $1"
 _HOMED = "SELECT prefix FROM homed_prefixes ORDER BY prefix_key"
 _IS_HOMED = "SELECT TRUE FROM homed_prefixes WHERE prefix_key = $1"
+# The counter's row lock is held to COMMIT: ids are handed out in commit order.
+_NEXT_TXN_IDS = (
+    "INSERT INTO txn_counter (id, last_txn_id) VALUES (1, $1) ON CONFLICT (id)"
+    " DO UPDATE SET last_txn_id = txn_counter.last_txn_id + excluded.last_txn_id"
+    " RETURNING last_txn_id"
+)
+_LOG = "INSERT INTO txn_log (txn_id, handle, action, date_ms) VALUES ($1, $2, $3, $4)"
+_TXNS_AFTER = (
+    "SELECT txn_id, handle, action, date_ms FROM txn_log WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"
+)
+_FIRST_TXN = "SELECT txn_id, date_ms FROM txn_log ORDER BY txn_id LIMIT 1"
+_LAST_TXN_ID = "SELECT coalesce(max(last_txn_id), 0) FROM txn_counter"
+_PRUNE = "DELETE FROM txn_log WHERE date_ms < $1"
+_SOURCE = "SELECT last_txn_id, last_date_ms FROM replication_sources WHERE source = $1"
+_SET_SOURCE = (
+    "INSERT INTO replication_sources (source, last_txn_id, last_date_ms) VALUES ($1, $2, $3)"
+    " ON CONFLICT (source) DO UPDATE"
+    " SET last_txn_id = excluded.last_txn_id, last_date_ms = excluded.last_date_ms"
+)
 
 
 def _escaped(row: rec.Row) -> rec.Row:
     """A row as stored: key and display string escaped (:func:`to_db`)."""
     key, display, record = row
     return to_db(key), None if display is None else to_db(display), record
+
+
+async def _log(conn: _Conn, entries: Sequence[tuple[str, Action]]) -> None:
+    """Append ``entries`` (handle, action) to the transaction log, in this transaction. Called
+    last before COMMIT: the counter row stays locked only for the commit itself."""
+    if not entries:
+        return
+    last = await conn.fetchval(_NEXT_TXN_IDS, len(entries))
+    first, date = last - len(entries) + 1, now_ms()
+    rows = [(first + i, to_db(h), int(a), date) for i, (h, a) in enumerate(entries)]
+    if len(rows) == 1:
+        await conn.execute(_LOG, *rows[0])
+    else:
+        await conn.copy_records_to_table("txn_log", records=rows)
 
 
 def _count(status: str) -> int:
@@ -148,9 +192,16 @@ class PostgresStore(rec.ValueEdits):
     :meth:`close` is idempotent, and every other call after it raises StoreError.
     """
 
-    def __init__(self, pool: asyncpg.Pool[asyncpg.Record], *, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        *,
+        timeout: float,
+        standby_pool: asyncpg.Pool[asyncpg.Record] | None = None,
+    ) -> None:
         """Internal: use :meth:`open`."""
         self._pool = pool
+        self._standby_pool = standby_pool  # reads while no primary is reachable
         self._timeout = timeout
         self._closed = False
 
@@ -163,22 +214,26 @@ class PostgresStore(rec.ValueEdits):
         connecting, waiting for a pooled connection and each statement (lock waits give up
         after half of it). Raises StoreError if the server cannot be reached, the database
         is not UTF8, or its schema is newer than this idnode's.
+
+        A URL that names several servers and asks for the primary
+        (``target_session_attrs=read-write`` or ``primary``) also gets a standby pool (up to
+        ``pool_size`` read-only connections, opened only when needed) for reads while no
+        primary can be reached; see the module docstring.
         """
         if pool_size < 1:
             raise ValueError("pool_size must be at least 1")
+        standby, standby_url = None, standby_reads_url(url)
         try:
-            pool = await asyncpg.create_pool(
-                url,
-                min_size=1,
-                max_size=pool_size,
-                reset=keep_session,
-                timeout=timeout,
-                command_timeout=timeout,
-                server_settings=session_settings(timeout),
-            )
+            if standby_url is not None:  # opens no connection yet
+                standby = await create_pool(
+                    standby_url, min_size=0, max_size=pool_size, timeout=timeout, read_only=True
+                )
+            pool = await create_pool(url, min_size=1, max_size=pool_size, timeout=timeout)
         except DRIVER_ERRORS as exc:
+            if standby is not None:
+                standby.terminate()
             raise StoreError(f"cannot connect to PostgreSQL: {describe(exc)}") from exc
-        store = cls(pool, timeout=timeout)
+        store = cls(pool, timeout=timeout, standby_pool=standby)
         try:
             await store._prepare()
         except BaseException:
@@ -201,12 +256,15 @@ class PostgresStore(rec.ValueEdits):
         if self._closed:
             return
         self._closed = True
+        pools = [p for p in (self._pool, self._standby_pool) if p is not None]
         try:
-            await asyncio.wait_for(self._pool.close(), self._timeout)
+            await asyncio.wait_for(asyncio.gather(*(p.close() for p in pools)), self._timeout)
         except TimeoutError:
-            self._pool.terminate()
+            for p in pools:
+                p.terminate()
         except DRIVER_ERRORS as exc:
-            self._pool.terminate()
+            for p in pools:
+                p.terminate()
             raise StoreError(f"closing the PostgreSQL store: {describe(exc)}") from exc
 
     # -- plumbing --------------------------------------------------------------------------
@@ -217,15 +275,21 @@ class PostgresStore(rec.ValueEdits):
     async def _run(self, work: Callable[[_Conn], Awaitable[_T]], *, write: bool) -> _T:
         """Run ``work`` on a pooled connection, in a transaction if ``write``.
 
-        When the connection is lost (:func:`~.pgdriver.connection_lost`) the pool is renewed,
-        and ``work`` is retried once unless a COMMIT may have been sent. Every driver error
+        When the connection is lost (:func:`~.pgdriver.connection_lost`) or the driver's
+        protocol state is broken (InternalClientError, as when the server ends an idle session
+        on a crash), the pool is renewed, and ``work`` is retried once unless a COMMIT may have
+        been sent; so is a write that reached a read-only server (a standby: nothing was
+        written). A read that cannot get a connection to a primary goes to the standby pool, if
+        there is one. At most three attempts, each bounded by ``timeout``; every driver error
         ends as StoreError.
         """
         self._check_open()
-        for attempt in (1, 2):
-            committing = False
+        pool, retried = self._pool, False
+        for _attempt in range(3):
+            acquired = committing = False
             try:
-                async with self._pool.acquire(timeout=self._timeout) as conn:
+                async with pool.acquire(timeout=self._timeout) as conn:
+                    acquired = True
                     if not write:
                         return await work(conn)
                     async with conn.transaction():
@@ -234,12 +298,28 @@ class PostgresStore(rec.ValueEdits):
                     return result
             except DRIVER_ERRORS as exc:
                 lost = connection_lost(exc)
-                if lost or isinstance(exc, asyncpg.InternalClientError):
+                broken = isinstance(exc, asyncpg.InternalClientError) and not no_primary(exc)
+                misrouted = isinstance(exc, asyncpg.ReadOnlySQLTransactionError)
+                renew = lost or broken or misrouted
+                if renew:
                     # This connection may be unusable, and others to the same server too:
                     # each pooled connection is replaced when next acquired.
-                    await self._pool.expire_connections()
-                if lost and not committing and attempt == 1 and not self._closed:
-                    continue
+                    await pool.expire_connections()
+                # No connection to a primary could be made (none is, or none answers).
+                unreachable = not acquired and (lost or no_primary(exc))
+                standby = self._standby_pool
+                if not self._closed:
+                    if not write and unreachable and standby is not None and pool is not standby:
+                        pool = standby  # a hot standby answers the read
+                        continue
+                    if renew and not committing and not retried and pool is self._pool:
+                        retried = True
+                        continue
+                if unreachable and standby is not None and pool is self._pool:
+                    raise StoreError(
+                        "no PostgreSQL primary is reachable (a failover may be in progress):"
+                        f" {describe(exc)}"
+                    ) from exc
                 if lost:
                     raise StoreError(f"lost the PostgreSQL connection: {describe(exc)}") from exc
                 what = "write" if write else "read"
@@ -278,6 +358,7 @@ class PostgresStore(rec.ValueEdits):
                 await conn.execute(_REPLACE, *row)
             elif await conn.fetchval(_INSERT_IF_NEW, *row) is None:
                 raise HandleAlreadyExists(f"handle already exists: {handle}")
+            await _log(conn, [(handle, Action.CREATE_HANDLE)])
 
         await self._run(txn, write=True)
 
@@ -306,14 +387,16 @@ class PostgresStore(rec.ValueEdits):
                     await conn.copy_records_to_table(
                         "handles", records=new, columns=_STAGING_COLUMNS
                     )
-                return {row[0] for row in new}
+                created = {row[0] for row in new}
             except asyncpg.UniqueViolationError:
-                pass
-            await conn.execute(_CREATE_STAGING)
-            await conn.copy_records_to_table(
-                _STAGING, schema_name="pg_temp", records=rows, columns=_STAGING_COLUMNS
-            )
-            return {row[0] for row in await conn.fetch(_INSERT_STAGED_IF_NEW)}
+                await conn.execute(_CREATE_STAGING)
+                await conn.copy_records_to_table(
+                    _STAGING, schema_name="pg_temp", records=rows, columns=_STAGING_COLUMNS
+                )
+                created = {row[0] for row in await conn.fetch(_INSERT_STAGED_IF_NEW)}
+            logged = [from_db(row[1] or row[0]) for row in rows if row[0] in created]
+            await _log(conn, [(handle, Action.CREATE_HANDLE) for handle in logged])
+            return created
 
         created = await self._run(txn, write=True)
         return [row[0] in created for row in rows]
@@ -345,6 +428,7 @@ class PostgresStore(rec.ValueEdits):
         async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_DELETE, key)) == 0:
                 raise HandleNotFound(f"handle not found: {handle}")
+            await _log(conn, [(handle, Action.DELETE_HANDLE)])
 
         await self._run(txn, write=True)
 
@@ -356,6 +440,7 @@ class PostgresStore(rec.ValueEdits):
         async def txn(conn: _Conn) -> None:
             record = await conn.fetchval(_GET_FOR_UPDATE, key)
             await conn.execute(_SET_RECORD, edit(record), key)
+            await _log(conn, [(handle, Action.UPDATE_HANDLE)])
 
         await self._run(txn, write=True)
 
@@ -384,7 +469,8 @@ class PostgresStore(rec.ValueEdits):
         key, display = to_db(handle_key(prefix)), to_db(prefix)
 
         async def txn(conn: _Conn) -> None:
-            await conn.execute(_HOME, key, display)
+            if _count(await conn.execute(_HOME, key, display)):
+                await _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)])
 
         await self._run(txn, write=True)
 
@@ -395,6 +481,7 @@ class PostgresStore(rec.ValueEdits):
         async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_UNHOME, key)) == 0:
                 raise HandleNotFound(f"prefix not homed: {prefix}")
+            await _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)])
 
         await self._run(txn, write=True)
 
@@ -408,5 +495,75 @@ class PostgresStore(rec.ValueEdits):
 
         async def query(conn: _Conn) -> bool:
             return await conn.fetchval(_IS_HOMED, key) is not None
+
+        return await self._run(query, write=False)
+
+    # -- transaction log and replication -----------------------------------------------------
+    async def txn_log(self, after: int, limit: int = 1000) -> list[Txn]:
+        """Up to ``limit`` log entries with ids above ``after``, in id order."""
+
+        async def query(conn: _Conn) -> list[Txn]:
+            rows = await conn.fetch(_TXNS_AFTER, after, limit)
+            return [Txn(r[0], from_db(r[1]), Action(r[2]), r[3]) for r in rows]
+
+        return await self._run(query, write=False)
+
+    async def txn_log_state(self) -> TxnLogState:
+        """The oldest entry kept and the last id handed out."""
+
+        async def query(conn: _Conn) -> TxnLogState:
+            first = await conn.fetchrow(_FIRST_TXN)
+            last = await conn.fetchval(_LAST_TXN_ID)
+            if first is None:
+                return TxnLogState(None, None, last)
+            return TxnLogState(first[0], first[1], last)
+
+        return await self._run(query, write=True)  # one snapshot for both statements
+
+    async def prune_txn_log(self, before_ms: int) -> int:
+        """Drop log entries dated before ``before_ms``; how many were dropped."""
+
+        async def txn(conn: _Conn) -> int:
+            return _count(await conn.execute(_PRUNE, before_ms))
+
+        return await self._run(txn, write=True)
+
+    async def apply_replicated(
+        self, changes: Sequence[Change], *, source: str | None, txn_id: int, date_ms: int
+    ) -> None:
+        """Apply ``changes`` from a primary and record that ``source`` was followed up to
+        ``txn_id`` at ``date_ms``, in one transaction; the changes enter this store's own log."""
+        for change in changes:
+            if change.record is not None:
+                rec.decode(change.record)  # refuse a record that does not decode
+
+        async def txn(conn: _Conn) -> None:
+            for change in changes:
+                await self._apply(conn, change)
+            await _log(conn, [(change.handle, change.action) for change in changes])
+            if source is not None:
+                await conn.execute(_SET_SOURCE, source, txn_id, date_ms)
+
+        await self._run(txn, write=True)
+
+    @staticmethod
+    async def _apply(conn: _Conn, change: Change) -> None:
+        if change.record is not None:
+            key = handle_key(change.handle)
+            row = _escaped((key, rec.display(key, change.handle), change.record))
+            await conn.execute(_REPLACE, *row)
+        elif change.action == Action.DELETE_HANDLE:
+            await conn.execute(_DELETE, to_db(handle_key(change.handle)))
+        elif change.action == Action.HOME_PREFIX:
+            await conn.execute(_HOME, to_db(handle_key(change.prefix)), to_db(change.prefix))
+        else:
+            await conn.execute(_UNHOME, to_db(handle_key(change.prefix)))
+
+    async def replication_source(self, source: str) -> tuple[int, int] | None:
+        """(last txn id, last date ms) followed from ``source``, None if never."""
+
+        async def query(conn: _Conn) -> tuple[int, int] | None:
+            row = await conn.fetchrow(_SOURCE, source)
+            return None if row is None else (int(row[0]), int(row[1]))
 
         return await self._run(query, write=False)

@@ -28,6 +28,7 @@ from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.base import handle_key
 from idnode.store.migrations import migrate
+from idnode.store.txnlog import Action, Change, Txn, TxnLogState, now_ms, prefix_entry
 
 __all__ = ["SQLiteStore"]
 
@@ -60,6 +61,35 @@ _HOME = (
 _UNHOME = "DELETE FROM homed_prefixes WHERE prefix_key = ?"
 _HOMED = "SELECT prefix FROM homed_prefixes ORDER BY prefix_key"
 _IS_HOMED = "SELECT 1 FROM homed_prefixes WHERE prefix_key = ?"
+_NEXT_TXN_IDS = (
+    "INSERT INTO txn_counter (id, last_txn_id) VALUES (1, ?) ON CONFLICT (id)"
+    " DO UPDATE SET last_txn_id = txn_counter.last_txn_id + excluded.last_txn_id"
+    " RETURNING last_txn_id"
+)
+_LOG = "INSERT INTO txn_log (txn_id, handle, action, date_ms) VALUES (?, ?, ?, ?)"
+_TXNS_AFTER = (
+    "SELECT txn_id, handle, action, date_ms FROM txn_log WHERE txn_id > ? ORDER BY txn_id LIMIT ?"
+)
+_FIRST_TXN = "SELECT txn_id, date_ms FROM txn_log ORDER BY txn_id LIMIT 1"
+_LAST_TXN_ID = "SELECT coalesce(max(last_txn_id), 0) FROM txn_counter"
+_PRUNE = "DELETE FROM txn_log WHERE date_ms < ?"
+_SOURCE = "SELECT last_txn_id, last_date_ms FROM replication_sources WHERE source = ?"
+_SET_SOURCE = (
+    "INSERT INTO replication_sources (source, last_txn_id, last_date_ms) VALUES (?, ?, ?)"
+    " ON CONFLICT (source) DO UPDATE"
+    " SET last_txn_id = excluded.last_txn_id, last_date_ms = excluded.last_date_ms"
+)
+
+
+def _log(conn: sqlite3.Connection, entries: Sequence[tuple[str, Action]]) -> None:
+    """Append ``entries`` (handle, action) to the transaction log, in this transaction."""
+    if not entries:
+        return
+    (last,) = conn.execute(_NEXT_TXN_IDS, (len(entries),)).fetchone()
+    first, date = last - len(entries) + 1, now_ms()
+    conn.executemany(
+        _LOG, [(first + i, handle, int(action), date) for i, (handle, action) in enumerate(entries)]
+    )
 
 
 def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Connection:
@@ -241,6 +271,7 @@ class SQLiteStore(rec.ValueEdits):
                 conn.execute(_REPLACE, row)
             elif conn.execute(_INSERT_IF_NEW, row).rowcount == 0:
                 raise HandleAlreadyExists(f"handle already exists: {handle}")
+            _log(conn, [(handle, Action.CREATE_HANDLE)])
 
         await self._write(txn)
 
@@ -256,7 +287,9 @@ class SQLiteStore(rec.ValueEdits):
                 marks = ",".join("?" * len(chunk))
                 sql = f"SELECT handle_key FROM handles WHERE handle_key IN ({marks})"
                 existing.update(key for (key,) in conn.execute(sql, chunk))
-            conn.executemany(_INSERT, [row for row in rows if row[0] not in existing])
+            new = [row for row in rows if row[0] not in existing]
+            conn.executemany(_INSERT, new)
+            _log(conn, [(row[1] or row[0], Action.CREATE_HANDLE) for row in new])
             return [key not in existing for key in keys]
 
         return await self._write(txn)
@@ -288,6 +321,7 @@ class SQLiteStore(rec.ValueEdits):
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(_DELETE, (key,)).rowcount == 0:
                 raise HandleNotFound(f"handle not found: {handle}")
+            _log(conn, [(handle, Action.DELETE_HANDLE)])
 
         await self._write(txn)
 
@@ -298,6 +332,7 @@ class SQLiteStore(rec.ValueEdits):
         def txn(conn: sqlite3.Connection) -> None:
             row = conn.execute(_GET, (key,)).fetchone()
             conn.execute(_SET_RECORD, (edit(None if row is None else row[0]), key))
+            _log(conn, [(handle, Action.UPDATE_HANDLE)])
 
         await self._write(txn)
 
@@ -326,7 +361,8 @@ class SQLiteStore(rec.ValueEdits):
         row = (handle_key(prefix), prefix)
 
         def txn(conn: sqlite3.Connection) -> None:
-            conn.execute(_HOME, row)
+            if conn.execute(_HOME, row).rowcount:
+                _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)])
 
         await self._write(txn)
 
@@ -337,6 +373,7 @@ class SQLiteStore(rec.ValueEdits):
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(_UNHOME, (key,)).rowcount == 0:
                 raise HandleNotFound(f"prefix not homed: {prefix}")
+            _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)])
 
         await self._write(txn)
 
@@ -350,5 +387,77 @@ class SQLiteStore(rec.ValueEdits):
 
         def query(conn: sqlite3.Connection) -> bool:
             return conn.execute(_IS_HOMED, (key,)).fetchone() is not None
+
+        return await self._read(query)
+
+    # -- transaction log and replication -----------------------------------------------------
+    async def txn_log(self, after: int, limit: int = 1000) -> list[Txn]:
+        """Up to ``limit`` log entries with ids above ``after``, in id order."""
+
+        def query(conn: sqlite3.Connection) -> list[Txn]:
+            rows = conn.execute(_TXNS_AFTER, (after, limit)).fetchall()
+            return [
+                Txn(txn_id, handle, Action(action), date) for txn_id, handle, action, date in rows
+            ]
+
+        return await self._read(query)
+
+    async def txn_log_state(self) -> TxnLogState:
+        """The oldest entry kept and the last id handed out."""
+
+        def query(conn: sqlite3.Connection) -> TxnLogState:
+            first = conn.execute(_FIRST_TXN).fetchone()
+            (last,) = conn.execute(_LAST_TXN_ID).fetchone()
+            if first is None:
+                return TxnLogState(None, None, last)
+            return TxnLogState(first[0], first[1], last)
+
+        return await self._read(query)
+
+    async def prune_txn_log(self, before_ms: int) -> int:
+        """Drop log entries dated before ``before_ms``; how many were dropped."""
+        return await self._write(lambda conn: conn.execute(_PRUNE, (before_ms,)).rowcount)
+
+    async def apply_replicated(
+        self, changes: Sequence[Change], *, source: str | None, txn_id: int, date_ms: int
+    ) -> None:
+        """Apply ``changes`` from a primary and record that ``source`` was followed up to
+        ``txn_id`` at ``date_ms``, in one transaction; the changes enter this store's own log."""
+        rows = [self._replicated_row(change) for change in changes]
+
+        def txn(conn: sqlite3.Connection) -> None:
+            for change, row in zip(changes, rows, strict=True):
+                self._apply(conn, change, row)
+            _log(conn, [(change.handle, change.action) for change in changes])
+            if source is not None:
+                conn.execute(_SET_SOURCE, (source, txn_id, date_ms))
+
+        await self._write(txn)
+
+    @staticmethod
+    def _replicated_row(change: Change) -> rec.Row | None:
+        if change.record is None:
+            return None
+        rec.decode(change.record)  # refuse a record that does not decode before writing it
+        key = handle_key(change.handle)
+        return key, rec.display(key, change.handle), change.record
+
+    @staticmethod
+    def _apply(conn: sqlite3.Connection, change: Change, row: rec.Row | None) -> None:
+        if row is not None:
+            conn.execute(_REPLACE, row)
+        elif change.action == Action.DELETE_HANDLE:
+            conn.execute(_DELETE, (handle_key(change.handle),))
+        elif change.action == Action.HOME_PREFIX:
+            conn.execute(_HOME, (handle_key(change.prefix), change.prefix))
+        else:
+            conn.execute(_UNHOME, (handle_key(change.prefix),))
+
+    async def replication_source(self, source: str) -> tuple[int, int] | None:
+        """(last txn id, last date ms) followed from ``source``, None if never."""
+
+        def query(conn: sqlite3.Connection) -> tuple[int, int] | None:
+            row = conn.execute(_SOURCE, (source,)).fetchone()
+            return None if row is None else (int(row[0]), int(row[1]))
 
         return await self._read(query)
