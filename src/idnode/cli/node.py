@@ -192,7 +192,6 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
                 "  idnode resolve 88.118.9/WAFER-LOT-2026-0311"
                 f" --server 127.0.0.1:{recursive.port}\n"
                 f"  curl http://127.0.0.1:{recursive.http_port}/api/handles/88.118.8/PCB-7731-A\n"
-                "Stop enterprise-a and 88.118.8 keeps resolving through mirror-a.\n"
                 "Ctrl-C stops.",
                 err=True,
             )

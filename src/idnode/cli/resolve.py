@@ -52,7 +52,7 @@ def _print_values(handle: str, values: tuple[HandleValue, ...], as_json: bool) -
 @click.option("--type", "types", multiple=True, help="Only values of this type (repeatable).")
 @click.option("--index", "indexes", type=int, multiple=True, help="Only this index (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the REST API's JSON form.")
-@click.option("--timeout", default=5.0, show_default=True, help="Seconds per attempt.")
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for an answer.")
 @click.option(
     "--root",
     "roots",
