@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import socket
 import stat
@@ -690,3 +691,39 @@ def test_db_dump_to_stdout_and_restore_from_stdin(tmp_path: Path) -> None:
     assert not_a_dump.exit_code == 1
     assert "line 1: not an idnode dump (no header)" in not_a_dump.output
     assert not (tmp_path / "f.db").exists()
+
+
+def test_keys_encrypted_at_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`idnode init --key-passphrase-file`: both keys are encrypted PEM; the node starts with
+    the passphrase from the file (or IDNODE_KEY_PASSPHRASE) and refuses to without it."""
+    from idnode.server.config import NodeConfig
+    from idnode.server.node import Node
+
+    secret = tmp_path / "passphrase"
+    secret.write_text("correct horse battery staple\n")
+    directory = tmp_path / "node"
+    result = CliRunner().invoke(
+        main, ["init", str(directory), "--port", "0", "--key-passphrase-file", str(secret)]
+    )
+    assert result.exit_code == 0, result.output
+    for name in ("server-key.pem", "admin-key.pem"):
+        assert (directory / name).read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY")
+    config = NodeConfig.load(directory / "idnode.toml")
+    assert config.server_key_passphrase_file == str(secret.resolve())
+
+    async def opens(config: NodeConfig) -> None:
+        node = await Node.open(config)
+        await node.store.close()
+
+    asyncio.run(opens(config))  # the passphrase file
+    monkeypatch.setenv("IDNODE_KEY_PASSPHRASE", "wrong")
+    with pytest.raises(ValueError, match="passphrase"):
+        asyncio.run(opens(config))
+    monkeypatch.setenv("IDNODE_KEY_PASSPHRASE", "correct horse battery staple")
+    asyncio.run(opens(config))
+    monkeypatch.delenv("IDNODE_KEY_PASSPHRASE")
+    unconfigured = dataclasses.replace(config, server_key_passphrase_file=None)
+    (directory / "idnode.toml").write_text(unconfigured.dump())
+    served = CliRunner().invoke(main, ["serve", "--config", str(directory / "idnode.toml")])
+    assert served.exit_code == 1
+    assert "cannot load the server key" in served.output and "passphrase" in served.output

@@ -97,10 +97,12 @@ async def init_node(
     demo: bool = False,
     description: str = "idnode",
     database: str = "idnode.db",
+    key_passphrase_file: Path | None = None,
 ) -> InitResult:
     """Create a node in ``directory`` (which must not hold one already). ``database`` is a
     SQLite file (relative to ``directory``) or a ``postgresql://`` URL of an existing, empty
-    database."""
+    database. With ``key_passphrase_file`` the server and admin keys are written encrypted
+    with the passphrase in that file, and the configuration names the file."""
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "idnode.toml"
     if config_path.exists():
@@ -116,13 +118,17 @@ async def init_node(
         description=description,
         server_admins=(group,),
         gs1_rules=(f"01:{prefix}/MD-UDI-{{gtin14}}",) if demo else (),
+        server_key_passphrase_file=(
+            None if key_passphrase_file is None else str(key_passphrase_file.resolve())
+        ),
     )
+    passphrase = config.server_key_passphrase() if key_passphrase_file is not None else None
 
     server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     admin_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     secret = secrets.token_urlsafe(24).encode("ascii")
-    _write_private(config.server_key_path, dump_private_key_pem(server_key))
-    _write_private(directory / "admin-key.pem", dump_private_key_pem(admin_key))
+    _write_private(config.server_key_path, dump_private_key_pem(server_key, passphrase))
+    _write_private(directory / "admin-key.pem", dump_private_key_pem(admin_key, passphrase))
     _write_private(directory / "admin-secret", secret + b"\n")
 
     site = build_site(config, server_key, port)

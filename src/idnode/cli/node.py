@@ -36,11 +36,34 @@ from idnode.store import is_database_url
     show_default=True,
     help="SQLite file (in DIRECTORY) or postgresql:// URL of an empty database.",
 )
-def init(directory: Path, prefix: str, listen: str, port: int, demo: bool, database: str) -> None:
+@click.option(
+    "--key-passphrase-file",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Encrypt the server and admin keys with the passphrase in this file (the node reads "
+    "it at start, or IDNODE_KEY_PASSPHRASE).",
+)
+def init(
+    directory: Path,
+    prefix: str,
+    listen: str,
+    port: int,
+    demo: bool,
+    database: str,
+    key_passphrase_file: Path | None,
+) -> None:
     """Create a node in DIRECTORY: configuration, keys, database and prefix handle."""
     try:
         result = asyncio.run(
-            init_node(directory, prefix, listen=listen, port=port, demo=demo, database=database)
+            init_node(
+                directory,
+                prefix,
+                listen=listen,
+                port=port,
+                demo=demo,
+                database=database,
+                key_passphrase_file=key_passphrase_file,
+            )
         )
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -98,7 +121,8 @@ def serve(
     tls_cert: Path | None,
     tls_key: Path | None,
 ) -> None:
-    """Serve the node over UDP, TCP and HTTP until interrupted (SIGINT or SIGTERM)."""
+    """Serve the node over UDP, TCP and HTTP until interrupted (SIGINT or SIGTERM). SIGHUP
+    loads the HTTPS certificate and key files again (they are also watched for changes)."""
     from dataclasses import replace
 
     from idnode.server.node import Node
@@ -120,7 +144,10 @@ def serve(
         config = replace(config, tls_cert=str(tls_cert.resolve()), tls_key=str(tls_key.resolve()))
 
     async def run() -> None:
-        node = await Node.open(config)
+        try:
+            node = await Node.open(config)
+        except (ValueError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
         try:
             await node.start()
         except OSError as exc:
@@ -133,6 +160,7 @@ def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, node.reload_tls)
         prefixes = ", ".join(await node.store.homed_prefixes())
         http = ""
         if node.http_port is not None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -48,6 +49,7 @@ from idnode.store import is_database_url
 __all__ = [
     "DEFAULT_HTTP_PORT",
     "HASH_OPTIONS",
+    "PASSPHRASE_VARIABLE",
     "NodeConfig",
     "ReplicationConfig",
     "ServerEntry",
@@ -57,6 +59,8 @@ __all__ = [
 
 #: The HTTP port of a node unless configured otherwise (spec §1.1).
 DEFAULT_HTTP_PORT = 8000
+#: The environment variable holding the passphrase of an encrypted server key.
+PASSPHRASE_VARIABLE = "IDNODE_KEY_PASSPHRASE"
 #: ``[site] hash`` names and the HS_SITE HashOption each stands for (spec §2.2).
 HASH_OPTIONS: dict[str, HashOption] = {
     "by_prefix": HashOption.BY_PREFIX,
@@ -268,6 +272,10 @@ class NodeConfig:
     """SQLite database file, or a ``postgresql://`` URL."""
     server_key: str = "server-key.pem"
     """PEM private key of the server; its public half is published in HS_SITE."""
+    server_key_passphrase_file: str | None = None
+    """A file holding the passphrase of an encrypted ``server_key`` (e.g. a systemd
+    credential); the environment variable ``IDNODE_KEY_PASSPHRASE``, when set, is used
+    instead. None and no variable: the key file must not be encrypted."""
     site_serial: int = 1
     """Serial number of this node's HS_SITE record; bump it when the site changes. With a
     ``[site]`` table, that table's ``serial`` is used instead."""
@@ -330,6 +338,16 @@ class NodeConfig:
     def server_key_path(self) -> Path:
         return self.directory / self.server_key
 
+    def server_key_passphrase(self) -> bytes | None:
+        """The passphrase of ``server_key`` (see :attr:`server_key_passphrase_file`)."""
+        from_env = os.environ.get(PASSPHRASE_VARIABLE)
+        if from_env is not None:
+            return from_env.encode("utf-8")
+        if self.server_key_passphrase_file is None:
+            return None
+        text = (self.directory / self.server_key_passphrase_file).read_bytes()
+        return text.rstrip(b"\r\n")
+
     @property
     def tls_cert_path(self) -> Path | None:
         return None if self.tls_cert is None else self.directory / self.tls_cert
@@ -381,7 +399,12 @@ class NodeConfig:
             f"port = {self.port}\n"
             f"database = {json.dumps(self.database)}\n"
             f"server_key = {json.dumps(self.server_key)}\n"
-            f"site_serial = {self.site_serial}\n"
+            + (
+                ""
+                if self.server_key_passphrase_file is None
+                else f"server_key_passphrase_file = {json.dumps(self.server_key_passphrase_file)}\n"
+            )
+            + f"site_serial = {self.site_serial}\n"
             f"description = {json.dumps(self.description, ensure_ascii=False)}\n"
             f"server_admins = [{admins}]\n"
             f"challenge_timeout = {self.challenge_timeout}\n"

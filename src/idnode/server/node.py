@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from idnode.client import PublicKeyCredentials
-from idnode.errors import ProtocolViolation
+from idnode.errors import InvalidValue, ProtocolViolation
 from idnode.http.api import build_app
 from idnode.http.asgi import ASGIApp, Handler
 from idnode.http.gs1 import GS1Rule
@@ -182,7 +182,12 @@ class Node:
 
     @classmethod
     async def open(cls, config: NodeConfig, limits: TransportLimits | None = None) -> Node:
-        key = load_private_key(config.server_key_path.read_bytes())
+        try:
+            key = load_private_key(
+                config.server_key_path.read_bytes(), config.server_key_passphrase()
+            )
+        except InvalidValue as exc:
+            raise ValueError(f"cannot load the server key {config.server_key_path}: {exc}") from exc
         store = await open_store(config.database_location)
         return cls(config, store, key, limits or TransportLimits())
 
@@ -192,6 +197,11 @@ class Node:
         if self._bound is None:
             raise RuntimeError("node not started")
         return self._bound.port
+
+    def reload_tls(self) -> bool:
+        """Load the HTTPS certificate and key again (see :meth:`HTTPServer.reload_tls`);
+        False when the node serves no HTTPS or the files do not load."""
+        return self._http is not None and self._http.reload_tls()
 
     @property
     def http_port(self) -> int | None:
