@@ -10,6 +10,7 @@
     ├── HandleAlreadyExists          (RC_HANDLE_ALREADY_EXISTS)
     ├── ValuesNotFound               (RC_VALUES_NOT_FOUND)
     ├── ValueAlreadyExists           (RC_VALUE_ALREADY_EXISTS)
+    │   └── UniqueValueTaken         a unique attribute value another identifier holds
     ├── InvalidValue                 (RC_INVALID_VALUE)
     ├── ServerNotResponsible         (RC_SERVER_NOT_RESP)
     ├── AuthenticationRequired       (RC_AUTHENTICATION_NEEDED)
@@ -51,6 +52,7 @@ __all__ = [
     "ServerBusy",
     "ServerNotResponsible",
     "StoreError",
+    "UniqueValueTaken",
     "ValueAlreadyExists",
     "ValuesNotFound",
     "error_for_code",
@@ -112,6 +114,26 @@ class ValueAlreadyExists(HandleError):
     """Value already exists."""
 
     response_code = ResponseCode.VALUE_ALREADY_EXISTS
+
+
+class UniqueValueTaken(ValueAlreadyExists):
+    """A unique value is already held by another identifier.
+
+    Raised by a store write whose UNIQUE index entries (:mod:`idnode.store.writectx`) name a
+    key that another handle holds, or that two handles of one batch both claim; the write
+    changes nothing. ``key`` is the index key (``<template> <attribute> <value>``), ``holder``
+    the handle holding it (None if unknown). The code is RC_VALUE_ALREADY_EXISTS (HTTP 409):
+    the request is well formed and its value valid on its own, it conflicts with what is
+    stored, as a value at an index already present does.
+    """
+
+    def __init__(self, key: str, holder: str | None = None, message: str | None = None) -> None:
+        if message is None:
+            by = f" by {holder}" if holder is not None else ""
+            message = f"unique value already held{by}: {key}"
+        super().__init__(message)
+        self.key = key
+        self.holder = holder
 
 
 class InvalidValue(HandleError):

@@ -13,11 +13,20 @@ Input, one record per line:
 
 A record without an HS_ADMIN value gets one at index 100 naming the ``admin`` identity.
 
+**Templates.** A row with a value at index 1001 (a template link, or the marker of a template's
+own record) is checked as the node's write paths check it
+(:class:`~idnode.industry.enforce.TemplateGuard`): against its metadata template, which is
+read once per import, with references to earlier rows of the same batch allowed; a row that
+breaks it goes to the error report with ``errors``, its per-field errors. The template version
+link (1002) is added, and the rows' index entries (references, unique values) are written
+with them. Rows without a value at 1001 take the fast path: they are never decoded.
+
 Rows are registered in batches, one transaction each (:meth:`HandleStore.create_records`).
 Existing handles are left unchanged and counted as such, so an import is idempotent. A bad
 row does not stop the others: it goes to the error report (JSON Lines: ``line``, ``handle``,
-``error``). After every committed batch a checkpoint (the byte offset reached, the counts and
-the error report's length) is written atomically; an import started again on the same file
+``error``, and ``errors`` for a row its template refuses). After every committed batch a
+checkpoint (the byte offset reached, the counts and the error report's length) is written
+atomically; an import started again on the same file
 resumes from it, and re-running the batch that was in flight adds nothing.
 """
 
@@ -28,27 +37,39 @@ import csv
 import hashlib
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from idnode.errors import HandleError, ProtocolViolation
+from idnode.errors import HandleError, ProtocolViolation, UniqueValueTaken
+from idnode.industry.codes import FieldError, TemplateViolation
+from idnode.industry.directory import Pending
+from idnode.industry.enforce import TemplateGuard, WritePlan
+from idnode.industry.layout import TEMPLATE_LINK_INDEX
 from idnode.jsonvalues import value_from_json
 from idnode.protocol import types as value_types
 from idnode.protocol.codes import Permission
 from idnode.protocol.types.hs_admin import AdminRecord
-from idnode.protocol.values import DEFAULT_PERMISSIONS, DEFAULT_TTL, HandleValue, encode_record
+from idnode.protocol.values import (
+    DEFAULT_PERMISSIONS,
+    DEFAULT_TTL,
+    HandleValue,
+    decode_record,
+    encode_record,
+)
 from idnode.server.authz import Identity
-from idnode.store.base import HandleStore, handle_key
+from idnode.store.base import HandleStore, handle_key, prefix_of
+from idnode.store.writectx import IndexEntry, WriteContext, write_context
 
-__all__ = ["ImportOptions", "ImportSummary", "RecordEncoder", "run_import"]
+__all__ = ["ImportOptions", "ImportSummary", "RecordEncoder", "homed_check", "run_import"]
 
 #: Handle length limit (spec §1.1).
 MAX_HANDLE_BYTES = 2048
@@ -235,9 +256,14 @@ class _CsvLayout:
             raise ValueError("no HS_ADMIN column and no admin identity to add one")
         self.default_admin = encoder.admin
         self.position_100 = next((p for p, c in ordered if c.index == 100), None)
+        self.position_link = next((p for p, c in ordered if c.index == TEMPLATE_LINK_INDEX), None)
         self.typed = [pc for pc in ordered if pc[1].typed]
         self.low = [pc for pc in ordered if pc[1].index < 100]
         self.high = [pc for pc in ordered if pc[1].index >= 100]
+
+    def links(self, cells: list[str]) -> bool:
+        """Whether a parsed row has a value at 1001 (a template link or template marker)."""
+        return self.position_link is not None and bool(cells[self.position_link])
 
     def parse(self, cells: list[str], check: Callable[[str], None]) -> tuple[str, bytes]:
         if len(cells) != self.width:
@@ -273,7 +299,8 @@ class _CsvLayout:
 
 def _jsonl_record(
     obj: Any, encoder: RecordEncoder, options: ImportOptions, check: Callable[[str], None]
-) -> tuple[str, bytes]:
+) -> tuple[str, bytes, bool]:
+    """(handle, record, whether it has a value at 1001) of one JSON Lines row."""
     if not isinstance(obj, dict):
         raise RowError("each line must be a JSON object")
     if "handle" in obj:
@@ -294,7 +321,8 @@ def _jsonl_record(
             values.append(value_from_json(item))
         except (HandleError, ValueError, TypeError, KeyError, AttributeError) as exc:
             raise RowError(f"bad value {str(item)[:80]}: {exc}") from exc
-    return handle, encoder.record(values)
+    links = any(v.index == TEMPLATE_LINK_INDEX for v in values)
+    return handle, encoder.record(values), links
 
 
 # -- files and checkpoints -------------------------------------------------------------------
@@ -327,6 +355,8 @@ def _lines(f: BinaryIO, offset: int) -> Iterator[tuple[int, bytes]]:
 class _Batch:
     records: list[tuple[str, bytes]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    linked: set[int] = field(default_factory=set)
+    """Positions in ``records`` of rows with a value at 1001 (checked against templates)."""
     errors: list[str] = field(default_factory=list)
     end_offset: int = 0
     last_line: int = 0
@@ -366,8 +396,13 @@ class _Parser:
                     assert isinstance(row, list)
                     name = layout.name_of(row)
                     record = layout.parse(row, self.check)
+                    links = layout.links(row)
                 else:
-                    record = _jsonl_record(json.loads(text), self.encoder, self.options, self.check)
+                    obj = json.loads(text)
+                    handle, data, links = _jsonl_record(obj, self.encoder, self.options, self.check)
+                    record = handle, data
+                if links:
+                    batch.linked.add(len(batch.records))
                 batch.records.append(record)
                 batch.lines.append(line_no)
             except (RowError, ValueError) as exc:
@@ -411,9 +446,14 @@ async def run_import(
     checkpoint_path: Path | None = None,
     progress: Callable[[ImportSummary, int], None] | None = None,
     clock: Callable[[], float] = time.time,
+    guard: TemplateGuard | None = None,
 ) -> ImportSummary:
     """Import ``path`` into ``store``; returns the counts. ``progress(summary, total_bytes)``
-    is called after every batch. Raises ValueError for an unusable file (bad header)."""
+    is called after every batch. Raises ValueError for an unusable file (bad header).
+
+    ``guard`` checks rows with a value at 1001 against their templates; by default one that
+    reads templates and references from ``store`` (identifiers under prefixes not homed on
+    the node cannot be read: give a guard with a resolver for them)."""
     fmt = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown format {fmt!r}")
@@ -424,6 +464,15 @@ async def run_import(
     started = clock()
     encoder = RecordEncoder(int(started), options.admin)
     check = _HandleCheck(options.homed)
+    writer = _Writer(
+        store,
+        guard or TemplateGuard(store, is_local=homed_check(options.homed), max_age=math.inf),
+        WriteContext(
+            actor=None if options.admin is None else str(options.admin),
+            origin=f"import:{path.name}",
+        ),
+        encoder.timestamp,
+    )
     summary = ImportSummary()
     line_no = 0
     if checkpoint_path.exists():
@@ -464,7 +513,7 @@ async def run_import(
                 batch = await parsing
                 line_no = batch.last_line
                 parsing = submit(line_no)
-                await _commit(store, batch, summary, errors, checkpoint_path, fingerprint, line_no)
+                await _commit(writer, batch, summary, errors, checkpoint_path, fingerprint, line_no)
                 if progress is not None:
                     progress(summary, total_bytes)
     checkpoint_path.unlink(missing_ok=True)
@@ -488,12 +537,102 @@ def _csv_rows(texts: list[str]) -> Iterator[list[str] | csv.Error]:
             yield exc
 
 
-def _error_line(line: int, handle: str, error: str) -> str:
-    return json.dumps({"line": line, "handle": handle, "error": error}, ensure_ascii=False)
+def _error_line(line: int, handle: str, error: str, errors: tuple[FieldError, ...] = ()) -> str:
+    entry: dict[str, object] = {"line": line, "handle": handle, "error": error}
+    if errors:
+        entry["errors"] = [e.to_json() for e in errors]
+    return json.dumps(entry, ensure_ascii=False)
+
+
+def homed_check(homed: frozenset[str]) -> Callable[[str], Awaitable[bool]]:
+    """``is_local`` of the default guard: the handle's prefix is homed (any, if none given)."""
+
+    async def is_local(handle: str) -> bool:
+        return not homed or handle_key(prefix_of(handle)) in homed
+
+    return is_local
+
+
+@dataclass
+class _Row:
+    handle: str
+    record: bytes
+    line: int
+    plan: WritePlan | None = None
+    """For a row checked against a template: what the guard planned."""
+
+
+class _Writer:
+    """Commits batches: checks linked rows with the guard, then writes the batch in one
+    transaction carrying the rows' index entries (:mod:`idnode.store.writectx`)."""
+
+    def __init__(
+        self, store: HandleStore, guard: TemplateGuard, context: WriteContext, timestamp: int
+    ) -> None:
+        self.store = store
+        self.guard = guard
+        self.context = context
+        self.timestamp = timestamp
+
+    async def check(self, rows: list[_Row], linked: set[int], errors: list[str]) -> list[_Row]:
+        """The rows that pass their templates (records rewritten with the version link);
+        the others go to ``errors``. ``linked``: positions of the rows to check."""
+        pending = Pending()
+        passed: list[_Row] = []
+        for position, row in enumerate(rows):
+            if position in linked:
+                try:
+                    values = decode_record(row.record)
+                    row.plan = await self.guard.check(
+                        row.handle,
+                        None,
+                        values,
+                        given=values,
+                        timestamp=self.timestamp,
+                        pending=pending,
+                    )
+                except TemplateViolation as exc:
+                    errors.append(_error_line(row.line, row.handle, exc.message, exc.errors))
+                    continue
+                if row.plan.rewritten:
+                    row.record = encode_record(row.plan.values or ())
+            passed.append(row)
+        return passed
+
+    async def write(self, rows: list[_Row], errors: list[str]) -> list[bool]:
+        """Create the rows in one transaction; whether each was created. If a unique value
+        was taken meanwhile (by a node writing the same database), each row is checked
+        again and written on its own."""
+        try:
+            return await self._create(rows)
+        except UniqueValueTaken:
+            created: list[bool] = []
+            for row in rows:
+                again = await self.check([row], {0} if row.plan else set(), errors)
+                try:
+                    created += await self._create(again)
+                except UniqueValueTaken as exc:
+                    assert row.plan is not None  # only rows with a template have unique keys
+                    violation = row.plan.unique_violation(exc)
+                    line = _error_line(row.line, row.handle, violation.message, violation.errors)
+                    errors.append(line)
+            return created
+
+    async def _create(self, rows: list[_Row]) -> list[bool]:
+        if not rows:
+            return []
+        index: dict[str, frozenset[IndexEntry]] = {
+            r.handle: r.plan.entries
+            for r in rows
+            if r.plan is not None and r.plan.template is not None
+        }
+        context = WriteContext(self.context.actor, self.context.origin, index)
+        with write_context(context):
+            return await self.store.create_records([(r.handle, r.record) for r in rows])
 
 
 async def _commit(
-    store: HandleStore,
+    writer: _Writer,
     batch: _Batch,
     summary: ImportSummary,
     errors: BinaryIO,
@@ -503,15 +642,22 @@ async def _commit(
 ) -> None:
     parsed_errors = len(batch.errors)
     seen: dict[str, int] = {}
-    unique: list[tuple[str, bytes]] = []
-    for (handle, record), line in zip(batch.records, batch.lines, strict=True):
+    rows: list[_Row] = []
+    linked: set[int] = set()
+    for position, ((handle, record), line) in enumerate(
+        zip(batch.records, batch.lines, strict=True)
+    ):
         key = handle_key(handle)
         if key in seen:
             batch.errors.append(_error_line(line, handle, f"duplicate of line {seen[key]}"))
             continue
         seen[key] = line
-        unique.append((handle, record))
-    created = await store.create_records(unique) if unique else []
+        if position in batch.linked:
+            linked.add(len(rows))
+        rows.append(_Row(handle, record, line))
+    if linked:
+        rows = await writer.check(rows, linked, batch.errors)
+    created = await writer.write(rows, batch.errors)
     summary.rows += len(batch.records) + parsed_errors
     summary.created += sum(created)
     summary.existing += len(created) - sum(created)

@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (the table of cases below reads best one case per line)
 """Every error path of the HTTP interface: status, responseCode, and the one JSON error shape
-(exactly ``responseCode``, ``message`` and, when the request names a handle, ``handle``);
-bad input changes nothing."""
+(exactly ``responseCode``, ``message``, when the request names a handle, ``handle``, and when
+a write breaks its metadata template, ``errors``); bad input changes nothing."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ class Case:
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
     auth: str | None = None  # "admin", "user_a", "partial", "wrong"
+    errors: list[tuple[str, str]] | None = None  # per-field errors: (field, code)
 
 
 def _put(
@@ -107,6 +108,7 @@ CASES: dict[str, Case] = {
     "put-other-scheme": _put(f"/api/handles/{TARGET}", GOOD, 401, 403, TARGET, headers={**JSON, "Authorization": "Bearer abc"}),
     "put-unknown-session": _put(f"/api/handles/{TARGET}", GOOD, 401, 403, TARGET, headers={**JSON, "Authorization": 'Handle sessionId="nope"'}),
     "put-not-admin": _put(f"/api/handles/{TARGET}", GOOD, 403, 400, TARGET, auth="user_a"),
+    "put-breaks-template": Case("PUT", f"/api/handles/{TARGET}", 400, 202, TARGET, body=[ADMIN_VALUE, {"index": 1001, "type": "TEMPLATE", "data": f"{PREFIX}/META_NONE"}], headers=dict(JSON), auth="admin", errors=[("TEMPLATE", "template_link")]),
     "put-insufficient": _put(f"/api/handles/{TARGET}?index=100", [ADMIN_VALUE], 403, 401, TARGET, auth="partial"),
     "delete-anonymous": Case("DELETE", f"/api/handles/{TARGET}", 401, 402, TARGET),
     "delete-missing-index": Case("DELETE", f"/api/handles/{TARGET}?index=77", 400, 200, TARGET, auth="admin"),
@@ -177,7 +179,10 @@ def test_error_shape(name: str, api: InProcess, node: RunningNode, target: None)
     assert r.headers["content-type"] == "application/json; charset=UTF-8"
     body = r.json()
     expected_keys = {"responseCode", "message"} | ({"handle"} if case.handle is not None else set())
+    expected_keys |= {"errors"} if case.errors is not None else set()
     assert set(body) == expected_keys, body
+    if case.errors is not None:
+        assert [(e["field"], e["code"]) for e in body["errors"]] == case.errors
     assert body["responseCode"] == case.code, body
     assert isinstance(body["message"], str) and body["message"]
     if case.handle is not None:

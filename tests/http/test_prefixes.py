@@ -69,7 +69,8 @@ def test_openapi_document(api: InProcess) -> None:
         assert path in doc["paths"], path
     assert set(doc["paths"]["/api/handles/{handle}"]) == {"get", "post", "put", "delete"}
     error = doc["components"]["schemas"]["Error"]
-    assert set(error["properties"]) == {"responseCode", "message", "handle"}
+    assert set(error["properties"]) == {"responseCode", "message", "handle", "errors"}
+    assert error["properties"]["errors"]["items"] == {"$ref": "#/components/schemas/FieldError"}
 
 
 def test_openapi_hook_merges_and_refuses_clashes() -> None:

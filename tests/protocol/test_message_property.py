@@ -250,7 +250,7 @@ def response_body(op: int, code: int, version: tuple[int, int]) -> st.SearchStra
         return SUCCESS_BODIES.get(op, raw_bodies)
     if code == 402:
         return challenges
-    if code == 302 or (code == 303 and version >= (2, 5)):
+    if code == 302 or (code == 303 and version >= (2, 5) and version[0] != 5):  # 5.x: old 2.0
         return referrals
     return error_bodies
 

@@ -191,9 +191,18 @@ def no_internal_errors() -> Iterator[None]:
         assert not new, f"the node logged internal errors: {messages}"
 
 
-def create_node_dir(directory: Path) -> None:
-    """``init_node(directory, PREFIX, port=0, demo=True)``."""
+def create_node_dir(directory: Path, *, limits: bool = False) -> None:
+    """``init_node(directory, PREFIX, port=0, demo=True)``. The per-address limits on failed
+    authentications and writes are switched off unless ``limits``: every test client is
+    127.0.0.1, and the authorization matrix fails on purpose far more often than they allow
+    (tests/server/test_limits.py runs with them on)."""
     asyncio.run(init_node(directory, PREFIX, port=0, demo=True))
+    if not limits:
+        path = directory / "idnode.toml"
+        config = dataclasses.replace(
+            NodeConfig.load(path), auth_failures_limit=0, writes_per_second=0
+        )
+        path.write_text(config.dump(), encoding="utf-8")
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from idnode.cli import admin, bulk, node, resolve  # noqa: F401  (they register commands)
+from idnode.cli import admin, bulk, node, resolve, template, trace  # noqa: F401  (they register commands)
 from idnode.cli._common import main
 
 __all__ = ["main"]

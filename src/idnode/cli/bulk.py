@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -92,7 +93,9 @@ def import_(
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from idnode.importer import ImportOptions, ImportSummary, run_import
+    from idnode.importer import ImportOptions, ImportSummary, homed_check, run_import
+    from idnode.industry.enforce import TemplateGuard
+    from idnode.resolver import Resolver
     from idnode.store import open_store
 
     config = NodeConfig.load(config_path)
@@ -130,6 +133,14 @@ def import_(
                         rate=summary.rows / elapsed,
                     )
 
+                # Templates and references on other nodes are read through the node's
+                # roots (a recursive resolver), as the serving node would.
+                guard = TemplateGuard(
+                    store,
+                    is_local=homed_check(homed),
+                    resolver=Resolver(config.roots) if config.roots else None,
+                    max_age=math.inf,
+                )
                 return await run_import(
                     store,
                     file,
@@ -138,6 +149,7 @@ def import_(
                     errors_path=errors_path,
                     checkpoint_path=checkpoint_path,
                     progress=report,
+                    guard=guard,
                 )
         finally:
             await store.close()

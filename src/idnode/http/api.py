@@ -5,7 +5,8 @@ HTTP application.
 
 * native messages POSTed as ``application/x-hdl-message`` on any path (:mod:`.native`);
 * ``/api/handles/...`` (:mod:`.handles`), ``/api/prefixes`` (:mod:`.prefixes`),
-  ``/api/sessions`` (:mod:`.session_api`), ``/api/openapi.json`` (:mod:`.openapi`);
+  ``/api/sessions`` (:mod:`.session_api`), ``/api/trace/...`` and ``/api/audit``
+  (:mod:`.trace`), ``/api/openapi.json`` (:mod:`.openapi`);
 * ``/hrls/handles`` (:mod:`.reverse_lookup`), the reverse-lookup servlet pyhandle searches,
   answered like an endpoint under ``/api/`` (everything below applies to ``/hrls/`` too);
 * then ``extra_routes``, in order: this is where the browser proxy and GS1 Digital Link
@@ -41,6 +42,7 @@ from idnode.http.prefixes import PrefixesApi
 from idnode.http.reverse_lookup import ReverseLookupApi
 from idnode.http.session_api import SessionsApi
 from idnode.http.sessions import SessionStore
+from idnode.http.trace import AuditApi, TraceApi, trace_openapi_paths
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
 
@@ -60,9 +62,10 @@ class Endpoint(Protocol):
 
 
 def api_document(openapi_paths: PathItems = ()) -> dict[str, Any]:
-    """The OpenAPI document served at ``/api/openapi.json``: the API, the batch endpoint and
-    ``openapi_paths`` (e.g. the proxy's)."""
-    return add_path_items(openapi_document(openapi_paths), batch_openapi_paths())
+    """The OpenAPI document served at ``/api/openapi.json``: the API, the batch, trace and
+    audit endpoints and ``openapi_paths`` (e.g. the proxy's)."""
+    document = add_path_items(openapi_document(openapi_paths), batch_openapi_paths())
+    return add_path_items(document, trace_openapi_paths())
 
 
 class _SessionsEndpoint:
@@ -108,6 +111,8 @@ class JsonApi:
             ("/api/batch", BatchApi(dispatcher, self.auth)),
             ("/api/prefixes", PrefixesApi(dispatcher, self.auth)),
             ("/api/sessions", _SessionsEndpoint(SessionsApi(self.auth))),
+            ("/api/trace", TraceApi(dispatcher, self.auth)),
+            ("/api/audit", AuditApi(dispatcher, self.auth)),
             ("/hrls/handles", ReverseLookupApi(dispatcher, self.auth)),
         ]
         self.exact: dict[str, Endpoint] = {

@@ -2,10 +2,13 @@
 
 Every error an HTTP handler raises becomes one JSON shape (spec §5, pinned by a test)::
 
-    {"responseCode": <Handle response code>, "message": "<text>"[, "handle": "<as requested>"]}
+    {"responseCode": <Handle response code>, "message": "<text>"[, "handle": "<as requested>"]
+     [, "errors": [{"field", "code", "message"[, "index"]}, ...]]}
 
-with the HTTP status from :data:`STATUS_FOR_CODE`, the one table mapping Handle response codes
-to HTTP status codes (spec §1.10). Pages meant for browsers may render errors as HTML instead
+(``errors``: the per-field errors of a write its metadata template refuses,
+:class:`~idnode.industry.codes.TemplateViolation`) with the HTTP status from
+:data:`STATUS_FOR_CODE`, the one table mapping Handle response codes to HTTP status codes
+(spec §1.10). Pages meant for browsers may render errors as HTML instead
 (:class:`HTTPError` carries ``html``).
 """
 
@@ -19,7 +22,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from idnode.errors import HandleError
+from idnode.industry.codes import TemplateViolation
 from idnode.protocol.codes import ResponseCode
+from idnode.server.origin import PEER, peer_text
 
 __all__ = [
     "STATUS_FOR_CODE",
@@ -102,7 +107,8 @@ def html_response(html: str, status: int = 200) -> Response:
 
 class HTTPError(Exception):
     """An error answer: a Handle ``response_code``, the HTTP ``status`` (from the table unless
-    given), a message, and optionally the handle as requested and an HTML rendering."""
+    given), a message, and optionally the handle as requested, per-field errors and an HTML
+    rendering."""
 
     def __init__(
         self,
@@ -112,6 +118,7 @@ class HTTPError(Exception):
         status: int | None = None,
         handle: str | None = None,
         html: str | None = None,
+        errors: list[dict[str, object]] | None = None,
     ) -> None:
         super().__init__(message)
         self.response_code = int(response_code)
@@ -119,19 +126,23 @@ class HTTPError(Exception):
         self.message = message
         self.handle = handle
         self.html = html
+        self.errors = errors
 
     @classmethod
     def from_handle_error(
         cls, exc: HandleError, *, handle: str | None = None, status: int | None = None
     ) -> HTTPError:
         code = getattr(exc, "code", type(exc).response_code)
-        return cls(code, exc.message, handle=handle, status=status)
+        errors = exc.to_json() if isinstance(exc, TemplateViolation) else None
+        return cls(code, exc.message, handle=handle, status=status, errors=errors)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"responseCode": self.response_code}
         if self.handle is not None:
             out["handle"] = self.handle
         out["message"] = self.message
+        if self.errors is not None:
+            out["errors"] = self.errors
         return out
 
     def response(self, *, wants_html: bool = False) -> Response:
@@ -241,6 +252,7 @@ class Router:
             return
         request = Request(scope, receive)
         handler = self.find(request.path)
+        PEER.set(peer_text(scope.get("client")))  # ASGI servers run each request in a task
         try:
             if handler is None:
                 raise HTTPError(

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
-from idnode.errors import HandleError
+from idnode.errors import HandleError, ServerBusy
 from idnode.http.asgi import HTTPError, Request
 from idnode.http.sessions import Session, SessionStore
 from idnode.protocol.codes import ResponseCode
@@ -210,6 +210,8 @@ class Authenticator:
         identity, secret = parsed
         try:
             await self.dispatcher.check_secret(identity, secret)
+        except ServerBusy:
+            raise  # the client is blocked for failed authentications: 503, RC 3
         except HandleError as exc:
             raise AuthFailed(f"Identity not verified: {exc.message}") from exc
         return identity
@@ -246,6 +248,8 @@ class Authenticator:
             await self.dispatcher.verify_identity(
                 identity, auth_type, signed, session.nonce, cnonce
             )
+        except ServerBusy:
+            raise
         except HandleError as exc:
             raise AuthFailed(f"Identity not verified: {exc.message}", session=session) from exc
         session.identity, session.auth_header = identity, header

@@ -2,14 +2,20 @@
 
 Body: ``{"handles": [{"handle": "P/S", "values": [<value as in PUT>...]}, ...]}``. Each item
 is checked as a create would be (handle, prefix served here, ADD_HANDLE for the caller, every
-value) and the valid ones are written in one transaction, the same bulk path as
+value, its metadata template: :meth:`~idnode.server.dispatch.Dispatcher.register_handles`)
+and the valid ones are written in one transaction, the same bulk path as
 ``idnode import`` (:meth:`~idnode.store.base.HandleStore.create_records`). Existing handles
 are left unchanged. A bad item does not stop the others; the answer has one result per item,
 in order::
 
     {"responseCode": 1, "total": 3, "created": 2, "failed": 1,
      "results": [{"handle": "P/A", "responseCode": 1}, ...,
-                 {"handle": "P/C", "responseCode": 101, "message": "Handle already exists."}]}
+                 {"handle": "P/C", "responseCode": 101, "message": "Handle already exists."},
+                 {"handle": "P/D", "responseCode": 202, "message": "range: power at 2002: ...",
+                  "errors": [{"field": "power", "code": "range", "message": "...",
+                              "index": 2002}]}]}
+
+An item its template refuses has ``errors``, the per-field errors, as a refused PUT has.
 
 Authentication as for the rest of the API (HTTP Basic or a ``Handle`` session); anonymous
 calls get 401 with responseCode 402.
@@ -23,6 +29,7 @@ from idnode.errors import HandleError
 from idnode.http.asgi import HTTPError, Request, Response
 from idnode.http.auth import Authenticator
 from idnode.http.common import Params, is_json, protocol_error, render
+from idnode.http.openapi_schemas import ref
 from idnode.jsonvalues import value_from_json
 from idnode.protocol.codes import ResponseCode
 from idnode.protocol.values import HandleValue
@@ -72,10 +79,12 @@ class BatchApi:
             else:
                 valid.append((handle, values))
                 positions.append(position)
-        outcomes = await self.dispatcher.create_handles(valid, identity) if valid else []
-        for position, (code, message) in zip(positions, outcomes, strict=True):
-            if code != ResponseCode.SUCCESS:
-                results[position] |= {"responseCode": int(code), "message": message}
+        outcomes = await self.dispatcher.register_handles(valid, identity) if valid else []
+        for position, outcome in zip(positions, outcomes, strict=True):
+            if outcome.code != ResponseCode.SUCCESS:
+                results[position] |= {"responseCode": int(outcome.code), "message": outcome.message}
+            if outcome.errors:
+                results[position]["errors"] = [e.to_json() for e in outcome.errors]
         failed = sum(1 for r in results if r["responseCode"] != ResponseCode.SUCCESS)
         return render(
             params,
@@ -117,6 +126,7 @@ def batch_openapi_paths() -> dict[str, Any]:
             "handle": {"type": "string"},
             "responseCode": {"type": "integer"},
             "message": {"type": "string"},
+            "errors": {"type": "array", "items": ref("FieldError")},
         },
     }
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}

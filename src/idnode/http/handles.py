@@ -21,8 +21,10 @@ DELETE without / with ``index``       DELETE_HANDLE / REMOVE_VALUE
 
 PUT answers 201 when it created without overwrite, else 200. A PUT body is read and checked
 whole (JSON content type, shape, every value, indexes matching the query) before anything runs,
-and the dispatcher validates every value before the store writes atomically: a bad request
-changes nothing.
+and the dispatcher validates every value, and the record against its metadata template,
+before the store writes atomically: a bad request changes nothing. A record its template
+refuses gets 400 (responseCode 202) with ``errors``, the per-field errors
+(:class:`~idnode.industry.codes.TemplateViolation`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,23 @@ SCHEMAS: dict[str, Any] = {
             "responseCode": {"type": "integer"},
             "handle": {"type": "string"},
             "message": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "description": "Per-field errors of a write its metadata template refuses.",
+                "items": _ref("FieldError"),
+            },
+        },
+        "additionalProperties": False,
+    },
+    "FieldError": {
+        "type": "object",
+        "description": "Why a value breaks its template (docs/industry.md, Validation).",
+        "required": ["field", "code", "message"],
+        "properties": {
+            "field": {"type": "string", "description": "Attribute key, value type or TEMPLATE"},
+            "code": {"type": "string", "description": "Stable machine code, e.g. range"},
+            "message": {"type": "string"},
+            "index": {"type": "integer", "description": "The handle value index concerned"},
         },
         "additionalProperties": False,
     },

@@ -1,7 +1,9 @@
 """The industrial layer's pure core: metadata templates, their storage as handle values,
 validation of identifiers against them, and industry packs (spec industrial-identifier-system
 §2.2, §3.1, §3.3, §5). Nothing here touches sockets or storage; what validation needs to
-know about other identifiers comes through :class:`Lookups`.
+know about other identifiers comes through :class:`Lookups`. The write paths' side, which
+reads templates and other identifiers from the store or the hierarchy, is in
+:mod:`idnode.industry.enforce` and :mod:`idnode.industry.directory` (not imported here).
 
 Modules: :mod:`~idnode.industry.layout` (indexes and value types),
 :mod:`~idnode.industry.model` (Template, Attribute), :mod:`~idnode.industry.template_json`
@@ -14,7 +16,7 @@ Modules: :mod:`~idnode.industry.layout` (indexes and value types),
 
 from __future__ import annotations
 
-from idnode.industry.codes import Code, FieldError
+from idnode.industry.codes import Code, FieldError, TemplateViolation, parse_summary, summary
 from idnode.industry.history import (
     TemplateHistory,
     check_successor,
@@ -74,6 +76,7 @@ __all__ = [
     "Template",
     "TemplateHistory",
     "TemplateStatus",
+    "TemplateViolation",
     "attribute_from_json",
     "attribute_to_json",
     "check_successor",
@@ -84,6 +87,8 @@ __all__ = [
     "is_template_record",
     "link_values",
     "merge_attributes",
+    "parse_summary",
+    "summary",
     "template_from_json",
     "template_link",
     "template_to_json",

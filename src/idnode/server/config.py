@@ -285,6 +285,14 @@ class NodeConfig:
     """Identities allowed every operation, including home/unhome (HS_VLIST groups allowed)."""
     challenge_timeout: float = 60.0
     """Seconds a client has to answer an authentication challenge."""
+    auth_failures_limit: int = 20
+    """Failed authentications from one address within a minute after which that address is
+    refused authentication for ``auth_block`` seconds (RC 3); 0: no limit."""
+    auth_block: float = 300.0
+    """Seconds an address stays refused after too many failed authentications."""
+    writes_per_second: float = 200.0
+    """Administrative requests per second one address may make on average (bursts of five
+    seconds' worth); beyond, RC 3 until it slows down; 0: no limit."""
     http_port: int | None = -1
     """Port of the HTTP interface (JSON API, native messages over HTTP, proxy); 0 picks an
     ephemeral port, None serves no HTTP. Default: 8000, or 0 when ``port`` is 0 (a node on
@@ -408,6 +416,9 @@ class NodeConfig:
             f"description = {json.dumps(self.description, ensure_ascii=False)}\n"
             f"server_admins = [{admins}]\n"
             f"challenge_timeout = {self.challenge_timeout}\n"
+            f"auth_failures_limit = {self.auth_failures_limit}\n"
+            f"auth_block = {self.auth_block}\n"
+            f"writes_per_second = {self.writes_per_second}\n"
             + ("" if self.http_port is None else f"http_port = {self.http_port}\n")
             + ("" if self.tls_cert is None else f"tls_cert = {json.dumps(self.tls_cert)}\n")
             + ("" if self.tls_key is None else f"tls_key = {json.dumps(self.tls_key)}\n")

@@ -18,6 +18,11 @@ Theory of operation
    identity, and its response goes back with the original opcode, the answer's request id
    and session id 0 (spec §0.6).
 4. Permissions come from HS_ADMIN values and HS_VLIST groups (:mod:`idnode.server.authz`).
+5. Every write of an identifier computes the record it will have and passes it to the
+   :class:`~idnode.industry.enforce.TemplateGuard` (metadata templates, template records),
+   which refuses it with per-field errors or plans the write; the store call then runs in a
+   :func:`~idnode.store.writectx.write_context` carrying the identity, the client address
+   (:data:`~idnode.server.origin.PEER`) and the identifier's index entries.
 
 Every :class:`~idnode.errors.HandleError` becomes an error response with its code; any other
 exception is a bug: it is logged and answered with RC_ERROR.
@@ -25,12 +30,13 @@ exception is a bug: it is logged and answered with RC_ERROR.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
@@ -50,8 +56,11 @@ from idnode.errors import (
     ProtocolViolation,
     RecursionCountTooHigh,
     ServerNotResponsible,
+    UniqueValueTaken,
     ValuesNotFound,
 )
+from idnode.industry.directory import Pending
+from idnode.industry.enforce import TemplateGuard, WritePlan
 from idnode.protocol import auth
 from idnode.protocol import types as value_types
 from idnode.protocol.bodies import (
@@ -80,7 +89,7 @@ from idnode.protocol.replication import (
 )
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData
 from idnode.protocol.types.hs_site import SiteInfo
-from idnode.protocol.values import HandleValue, encode_record
+from idnode.protocol.values import HandleValue
 from idnode.resolver import Resolver
 from idnode.server.authz import Authorizer, Identity
 from idnode.server.challenges import Challenges
@@ -91,8 +100,12 @@ from idnode.server.negotiation import (
     response_to,
     response_version,
 )
+from idnode.server.origin import PEER
+from idnode.server.ratelimit import ClientLimiter
 from idnode.server.replication import ReplicationSource, stream_sink
+from idnode.server.writes import BatchResult, Writes, batch_error, edited
 from idnode.store.base import HandleStore, handle_key, prefix_of
+from idnode.store.records import add_values_edit, modify_values_edit, remove_values_edit
 
 __all__ = ["Dispatcher", "NodeIdentity"]
 
@@ -188,6 +201,7 @@ class Dispatcher:
         resolver: Resolver | None = None,
         read_only: bool = False,
         replication_admins: Sequence[Identity] = (),
+        limiter: ClientLimiter | None = None,
     ) -> None:
         self.store = store
         self.node = node
@@ -199,10 +213,16 @@ class Dispatcher:
         #: Answers replication requests from the store's log; streams need the server key.
         self.replication = None if server_key is None else ReplicationSource(store, server_key)
         self.challenges = Challenges(timeout=challenge_timeout)
+        #: Per-address limits on failed authentications and on writes.
+        self.limiter = limiter or ClientLimiter()
         self._clock = clock
         self._server_key = server_key
         #: Resolves handles this node does not serve, for requests with REC (None: 301).
         self.resolver = resolver
+        #: Checks every write of an identifier against its metadata template; templates and
+        #: references on other nodes are read through ``resolver``.
+        self.templates = TemplateGuard(store, is_local=self._holds, resolver=resolver, clock=clock)
+        self.writes = Writes(store, self.templates, clock)
         self._random = random_bytes
         self._handlers: dict[int, Handler] = {
             OpCode.RESOLUTION: self._resolve,
@@ -297,6 +317,8 @@ class Dispatcher:
         self._check_placement(request)
         if identity is None and request.op in _NEEDS_AUTH:
             raise AuthenticationRequired()
+        if identity is not None and request.op in _WRITES:
+            self.limiter.check_write(PEER.get())
         body = await handler(request, identity)
         return response_to(
             request, ResponseCode.SUCCESS, body, site_info_serial=self.node.site_serial
@@ -342,7 +364,22 @@ class Dispatcher:
         old_format: bool = False,
     ) -> None:
         """Check a challenge answer against the identity's key held here (spec §3.2);
-        raises AuthenticationFailed."""
+        raises AuthenticationFailed (ServerBusy while the client is blocked for failures)."""
+        with self._auth_attempt():
+            await self._verify_identity(
+                identity, auth_type, signed_response, nonce, digest, old_format=old_format
+            )
+
+    async def _verify_identity(
+        self,
+        identity: Identity,
+        auth_type: str,
+        signed_response: bytes,
+        nonce: bytes,
+        digest: bytes,
+        *,
+        old_format: bool,
+    ) -> None:
         values = await self.store.get_handle(identity.handle)
         value = next((v for v in values or () if v.index == identity.index), None)
         kind = auth_type.upper()
@@ -367,13 +404,26 @@ class Dispatcher:
 
     async def check_secret(self, identity: Identity, secret: bytes) -> None:
         """HTTP Basic authentication (spec §5.5): ``secret`` must equal the identity's
-        HS_SECKEY held here, compared in constant time; raises AuthenticationFailed."""
-        values = await self.store.get_handle(identity.handle)
-        value = next((v for v in values or () if v.index == identity.index), None)
-        if value is None or value.type.upper() != "HS_SECKEY" or not value.data:
-            raise AuthenticationFailed(f"no HS_SECKEY at {identity} on this server")
-        if not hmac.compare_digest(value.data, secret):
-            raise AuthenticationFailed(f"wrong secret for {identity}")
+        HS_SECKEY held here, compared in constant time; raises AuthenticationFailed (ServerBusy
+        while the client is blocked for failures)."""
+        with self._auth_attempt():
+            values = await self.store.get_handle(identity.handle)
+            value = next((v for v in values or () if v.index == identity.index), None)
+            if value is None or value.type.upper() != "HS_SECKEY" or not value.data:
+                raise AuthenticationFailed(f"no HS_SECKEY at {identity} on this server")
+            if not hmac.compare_digest(value.data, secret):
+                raise AuthenticationFailed(f"wrong secret for {identity}")
+
+    @contextlib.contextmanager
+    def _auth_attempt(self) -> Iterator[None]:
+        """Refuse an authentication from a blocked client; count the ones that fail."""
+        peer = PEER.get()
+        self.limiter.check_auth(peer)
+        try:
+            yield
+        except AuthenticationFailed:
+            self.limiter.auth_failed(peer)
+            raise
 
     # -- responsibility and validation -----------------------------------------------------
 
@@ -554,11 +604,19 @@ class Dispatcher:
             handle = self._mint(handle)
         await self._may_create(handle, identity)
         overwrite = request.has(OpFlag.OVRW)
+        existing = None
         if overwrite:
             existing = await self.store.get_handle(handle)
             if existing is not None:
                 await self.authorizer.require(identity, existing, AdminPermission.DELETE_HANDLE)
-        await self.store.create_handle(handle, self._stamp(body.values), overwrite=overwrite)
+        values = self._stamp(body.values)
+        plan = await self.writes.check(handle, existing, values, values)
+        record = plan.values or ()
+        await self.writes.run(
+            identity,
+            {handle: plan},
+            lambda: self.store.create_handle(handle, record, overwrite=overwrite),
+        )
         return CreateHandleResponse(handle)
 
     async def _may_create(self, handle: str, identity: Identity) -> None:
@@ -573,18 +631,25 @@ class Dispatcher:
     async def create_handles(
         self, items: Sequence[tuple[str, Sequence[HandleValue]]], identity: Identity
     ) -> list[tuple[int, str]]:
+        """:meth:`register_handles` without the per-field errors: (code, message) per item."""
+        return [(r.code, r.message) for r in await self.register_handles(items, identity)]
+
+    async def register_handles(
+        self, items: Sequence[tuple[str, Sequence[HandleValue]]], identity: Identity
+    ) -> list[BatchResult]:
         """Batch registration (the HTTP batch endpoint): every item is checked as a create
-        would be (handle, responsibility, permission, values), then the valid ones are written
-        in one transaction with :meth:`HandleStore.create_records`. Existing handles are left
-        unchanged. Returns, per item, a response code (SUCCESS, or the error's) and message.
-        A read-only server refuses the whole batch (301); in a site of several servers, items
+        would be (handle, responsibility, permission, values, template), then the valid ones
+        are written in one transaction with :meth:`HandleStore.create_records`. Existing
+        handles are left unchanged. An item may reference, but not share a unique value
+        with, an earlier item of the batch. Returns one :class:`BatchResult` per item. A
+        read-only server refuses the whole batch (301); in a site of several servers, items
         that hash to another server get 301 each."""
         if self.read_only:
             raise ServerNotResponsible(NOT_PRIMARY)
-        results: list[tuple[int, str]] = [(ResponseCode.SUCCESS, "")] * len(items)
+        results = [BatchResult(ResponseCode.SUCCESS)] * len(items)
         allowed: dict[str, HandleError | None] = {}  # per prefix: the permission outcome
-        records: list[tuple[str, bytes]] = []
-        positions: list[int] = []
+        plans: dict[int, tuple[str, WritePlan]] = {}  # the items that passed, to write
+        pending = Pending()
         seen: set[str] = set()
         for position, (handle, values) in enumerate(items):
             try:
@@ -606,14 +671,20 @@ class Dispatcher:
                 if key in seen:
                     raise HandleAlreadyExists("given twice in this batch")
                 seen.add(key)
-                records.append((handle, encode_record(self._stamp(values))))
-                positions.append(position)
+                stamped = self._stamp(values)
+                plan = await self.writes.check(handle, None, stamped, stamped, pending)
+                plans[position] = handle, plan
             except HandleError as exc:
-                results[position] = (exc.response_code, exc.message)
-        created = await self.store.create_records(records) if records else []
-        for position, was_created in zip(positions, created, strict=True):
+                results[position] = batch_error(exc)
+        try:
+            created = await self.writes.create_records(identity, plans)
+        except UniqueValueTaken:
+            # Another write took a unique value since the check: register one by one.
+            created = await self.writes.create_one_by_one(identity, plans, results)
+        for position, was_created in created.items():
             if not was_created:
-                results[position] = (ResponseCode.HANDLE_ALREADY_EXISTS, "Handle already exists.")
+                message = "Handle already exists."
+                results[position] = BatchResult(ResponseCode.HANDLE_ALREADY_EXISTS, message)
         return results
 
     def _mint(self, handle: str) -> str:
@@ -642,7 +713,10 @@ class Dispatcher:
             await self.authorizer.require(identity, admins, AdminPermission.DELETE_NA)
         else:
             await self.authorizer.require(identity, record, AdminPermission.DELETE_HANDLE)
-        await self.store.delete_handle(body.handle)
+        plan = WritePlan(None)  # a deleted identifier loses its index entries with it
+        await self.writes.run(
+            identity, {body.handle: plan}, lambda: self.store.delete_handle(body.handle)
+        )
         return EmptyBody()
 
     async def _add(self, request: Message, identity: Identity | None) -> Body:
@@ -662,7 +736,16 @@ class Dispatcher:
                 admin = self._is_admin_value(v)
                 perm = AdminPermission.ADD_ADMIN if admin else AdminPermission.ADD_VALUE
             await self.authorizer.require(identity, record, perm)
-        await self.store.add_values(body.handle, self._stamp(body.values), overwrite=overwrite)
+        values = self._stamp(body.values)
+        after = edited(record, add_values_edit(body.handle, values, overwrite=overwrite))
+        await self.writes.change(
+            identity,
+            body.handle,
+            record,
+            after,
+            values,
+            lambda: self.store.add_values(body.handle, values, overwrite=overwrite),
+        )
         return EmptyBody()
 
     async def _modify(self, request: Message, identity: Identity | None) -> Body:
@@ -679,7 +762,16 @@ class Dispatcher:
             admin = self._is_admin_value(old) or self._is_admin_value(v)
             perm = AdminPermission.MODIFY_ADMIN if admin else AdminPermission.MODIFY_VALUE
             await self.authorizer.require(identity, record, perm)
-        await self.store.modify_values(body.handle, self._stamp(body.values))
+        values = self._stamp(body.values)
+        after = edited(record, modify_values_edit(body.handle, values))
+        await self.writes.change(
+            identity,
+            body.handle,
+            record,
+            after,
+            values,
+            lambda: self.store.modify_values(body.handle, values),
+        )
         return EmptyBody()
 
     async def _remove(self, request: Message, identity: Identity | None) -> Body:
@@ -696,8 +788,20 @@ class Dispatcher:
             admin = self._is_admin_value(old)
             perm = AdminPermission.REMOVE_ADMIN if admin else AdminPermission.REMOVE_VALUE
             await self.authorizer.require(identity, record, perm)
-        await self.store.remove_values(body.handle, body.indexes)
+        after = edited(record, remove_values_edit(body.handle, body.indexes))
+        await self.writes.change(
+            identity,
+            body.handle,
+            record,
+            after,
+            (),
+            lambda: self.store.remove_values(body.handle, body.indexes),
+        )
         return EmptyBody()
+
+    async def _holds(self, handle: str) -> bool:
+        """Whether this server holds ``handle`` in its store (the guard reads it there)."""
+        return self.node.owns(handle) and await self._serves(handle)
 
     async def _prefix_request(self, request: Message, identity: Identity) -> str:
         """For ops on ``0.NA/<prefix>``: check responsibility and LIST_HANDLES; the prefix."""

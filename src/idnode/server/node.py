@@ -46,6 +46,7 @@ from idnode.resolver import Resolver
 from idnode.server.config import NodeConfig, SiteConfig
 from idnode.server.dispatch import Dispatcher, NodeIdentity
 from idnode.server.mirror import Mirror, Share
+from idnode.server.ratelimit import ClientLimiter, LimitSettings
 from idnode.server.transports import TransportLimits, UDPServer, serve_tcp, serve_udp
 from idnode.store import HandleStore, open_store
 
@@ -167,6 +168,14 @@ class Node:
             resolver=Resolver(config.roots) if config.roots else None,
             read_only=config.read_only,
             replication_admins=config.replication_admins,
+            limiter=ClientLimiter(
+                LimitSettings(
+                    max_failures=config.auth_failures_limit,
+                    block=config.auth_block,
+                    writes_per_second=config.writes_per_second,
+                    write_burst=max(1, round(config.writes_per_second * 5)),
+                )
+            ),
         )
         #: Follows the primary site when this node is a mirror (``[replication]``).
         self.mirror = self._mirror(site)

@@ -24,6 +24,7 @@ from idnode.protocol.codes import OpFlag
 from idnode.protocol.framing import fragment
 from idnode.protocol.message import ENVELOPE_SIZE, Envelope
 from idnode.server.dispatch import Dispatcher
+from idnode.server.origin import PEER, peer_text
 from idnode.server.wire_io import answer, salvage
 
 __all__ = ["TransportLimits", "UDPServer", "serve_tcp", "serve_udp"]
@@ -62,6 +63,7 @@ class UDPServer(asyncio.DatagramProtocol):
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+        PEER.set(peer_text(addr))  # this task answers this datagram only
         try:
             env = Envelope.decode(data)
             if env.sequence != 0 or len(data) != ENVELOPE_SIZE + env.length:
@@ -126,6 +128,7 @@ async def _connection(
     writer: asyncio.StreamWriter,
     limits: TransportLimits,
 ) -> None:
+    PEER.set(peer_text(writer.get_extra_info("peername")))  # this task serves this connection
     while True:
         async with asyncio.timeout(limits.idle_timeout):
             first = await reader.readexactly(1)

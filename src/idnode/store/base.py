@@ -7,19 +7,31 @@ case-insensitively by :func:`handle_key` (ASCII upper-casing, as the reference s
 ``case_sensitive = no``), while the handle string as first created is kept for display.
 
 Errors are raised from :mod:`idnode.errors`: :class:`HandleNotFound`,
-:class:`HandleAlreadyExists`, :class:`ValueAlreadyExists`, :class:`ValuesNotFound`, and
-:class:`StoreError` (wrapping driver errors) for everything else.
+:class:`HandleAlreadyExists`, :class:`ValueAlreadyExists`, :class:`ValuesNotFound`,
+:class:`UniqueValueTaken`, and :class:`StoreError` (wrapping driver errors) for everything else.
+
+The write index and the audit trail: every write method reads the write context
+(:func:`idnode.store.writectx.current`) when it is called and, in the same transaction as the
+record change, stores its ``actor`` and ``origin`` with the transaction-log entries it appends
+and replaces the index entries of each handle it writes that the context gives entries for (a
+handle written without entries keeps those it had; a deleted handle loses its entries). A
+UNIQUE entry whose key another handle holds, or that two handles of one write claim, fails
+the whole write with UniqueValueTaken. :meth:`HandleStore.referrers`,
+:meth:`~HandleStore.references` and :meth:`~HandleStore.lookup_unique` read the index (never a
+scan); :meth:`~HandleStore.audit` reads the log, which nothing updates and only
+:meth:`~HandleStore.prune_txn_log` shortens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from idnode.protocol.values import HandleValue
 
 if TYPE_CHECKING:
-    from idnode.store.txnlog import Change, Txn, TxnLogState
+    from idnode.store.txnlog import AuditEntry, Change, Txn, TxnLogState
+    from idnode.store.writectx import IndexEntry
 
 __all__ = ["HandleStore", "handle_key", "prefix_of"]
 
@@ -57,7 +69,9 @@ class HandleStore(Protocol):
         :func:`~idnode.protocol.values.encode_record` bytes) that does not exist yet and leave
         existing ones unchanged, so running the same batch twice adds nothing. Returns, per
         record, whether it was created. A handle may appear once per call (InvalidValue
-        otherwise, nothing changes); the records must be well formed (callers encode them)."""
+        otherwise, nothing changes); the records must be well formed (callers encode them).
+        The index entries of the handles created come from the write context like those of
+        any write (existing handles keep theirs); a UNIQUE conflict fails the whole batch."""
         ...
 
     async def scan(
@@ -124,7 +138,47 @@ class HandleStore(Protocol):
         ...
 
     async def prune_txn_log(self, before_ms: int) -> int:
-        """Drop log entries dated before ``before_ms`` (epoch ms); the number dropped."""
+        """Drop log entries dated before ``before_ms`` (epoch ms); the number dropped.
+
+        The log is also the audit trail (:meth:`audit`), and this is the only way its entries
+        go: pruning shortens both, so it should follow a retention policy that keeps the
+        audit trail as long as required (and the log longer than any mirror may lag)."""
+        ...
+
+    async def audit(
+        self, handle: str | None = None, after_txn: int = 0, limit: int = 100
+    ) -> list[AuditEntry]:
+        """The audit trail: up to ``limit`` log entries with ids above ``after_txn``, in id
+        order, each with the actor and origin of its write (None where unknown); only the
+        entries of ``handle`` (matched case-insensitively, through an index) if given. Page on
+        with ``after_txn`` = the last id returned. There is no way to change an entry."""
+        ...
+
+    async def referrers(
+        self, handle: str, limit: int = 100, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        """Where ``handle`` is used: (referring handle as stored, detail) for every REFERENCE
+        entry whose key is ``handle_key(handle)``, ordered by the referrer's key then detail.
+        ``limit`` counts referring handles, not rows (a handle referencing ``handle`` through
+        two attributes gives two rows, never split over pages); ``after`` continues after
+        the handle with that key (the last referrer of the previous page)."""
+        ...
+
+    async def references(self, handle: str) -> list[tuple[str, str]]:
+        """What ``handle``'s REFERENCE entries name: (referenced handle key, detail), sorted.
+        Empty for a handle without entries (or that does not exist)."""
+        ...
+
+    async def lookup_unique(self, key: str) -> str | None:
+        """The handle (as stored) holding the UNIQUE entry ``key``, None if no handle does."""
+        ...
+
+    async def reindex(self, index: Mapping[str, Iterable[IndexEntry]]) -> int:
+        """Replace the index entries of the handles in ``index`` (keyed by handle) with the
+        entries given, without changing their records or the log: rebuilding the index of a
+        database restored from a dump or of a mirror (whose replicated writes carry none).
+        Handles that do not exist are skipped; returns how many were reindexed. One
+        transaction: a UNIQUE conflict raises UniqueValueTaken and changes nothing."""
         ...
 
     async def apply_replicated(
@@ -134,7 +188,14 @@ class HandleStore(Protocol):
         ``source`` has been followed up to ``txn_id`` (its clock: ``date_ms``; None: record
         nothing, for part of a dump). Creates and
         updates replace the whole record; deleting an absent handle, homing a homed prefix
-        or unhoming one not homed is not an error. The changes enter this store's own log."""
+        or unhoming one not homed is not an error. The changes enter this store's own log,
+        with the write context's actor and origin.
+
+        The index is not replicated: every handle changed here loses its index entries (the
+        context's are ignored), so a mirror never holds entries that no longer match its
+        records, and never refuses a change from its primary over a UNIQUE key. Its reverse
+        lookups are therefore empty; :meth:`reindex` rebuilds the index (e.g. before a mirror
+        becomes a primary)."""
         ...
 
     async def replication_source(self, source: str) -> tuple[int, int] | None:

@@ -27,6 +27,15 @@ new handles 114k/s with COPY against 97k/s with unnest (medians; ranges 108-144k
 --backend postgresql --count 200000``, whose CSV parsing shares the CPU, 63-77k/s against
 52-75k/s.
 
+The write index and the audit columns (:mod:`~.indexing`): each write method reads the write
+context at entry and, in its transaction, replaces the index rows of the handles it was given
+entries for with one ``INSERT ... SELECT FROM unnest(...) ORDER BY kind, entry_key ON
+CONFLICT DO NOTHING`` (bulk registration COPies the REFERENCE rows of the handles it
+creates, which cannot conflict). A UNIQUE key a concurrent transaction is inserting makes the
+insert wait for that transaction: if it commits, the row is not inserted, the key's holder is
+read (a new snapshot, READ COMMITTED) and the write fails with UniqueValueTaken; if it rolls
+back, the row goes in. Claiming keys in one order keeps two such writers from deadlocking.
+
 Keys: ``*_key`` columns are ``COLLATE "C"`` (see :func:`~.migrations.translate_for_postgres`),
 so ``ORDER BY`` and the prefix range scans compare bytes and use the primary-key index, as
 SQLite does. PostgreSQL text cannot hold U+0000, which handle strings may contain, so strings
@@ -53,7 +62,7 @@ Cancelling the task awaiting a write may or may not stop the write.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import asyncpg
@@ -62,6 +71,14 @@ from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
 from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.base import handle_key
+from idnode.store.indexing import (
+    IndexRow,
+    WriteMeta,
+    normalise_index,
+    unique_conflict,
+    unique_keys,
+    write_meta,
+)
 from idnode.store.migrations import migrate_postgres
 from idnode.store.pgdriver import (
     CONNECTION_LOST,
@@ -75,7 +92,16 @@ from idnode.store.pgdriver import (
     standby_reads_url,
     to_db,
 )
-from idnode.store.txnlog import Action, Change, Txn, TxnLogState, now_ms, prefix_entry
+from idnode.store.txnlog import (
+    Action,
+    AuditEntry,
+    Change,
+    Txn,
+    TxnLogState,
+    now_ms,
+    prefix_entry,
+)
+from idnode.store.writectx import IndexEntry, IndexKind
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -113,6 +139,10 @@ _INSERT_STAGED_IF_NEW = (
     " ON CONFLICT (handle_key) DO NOTHING RETURNING handle_key"
 )
 _EXISTING_KEYS = "SELECT handle_key FROM handles WHERE handle_key = ANY($1::text[])"
+_LOCK_EXISTING = (
+    "SELECT handle_key FROM handles WHERE handle_key = ANY($1::text[])"
+    " ORDER BY handle_key FOR SHARE"
+)
 _REPLACE = (
     "INSERT INTO handles (handle_key, handle, record) VALUES ($1, $2, $3)"
     " ON CONFLICT (handle_key) DO UPDATE SET handle = excluded.handle, record = excluded.record"
@@ -141,13 +171,49 @@ _NEXT_TXN_IDS = (
     " DO UPDATE SET last_txn_id = txn_counter.last_txn_id + excluded.last_txn_id"
     " RETURNING last_txn_id"
 )
-_LOG = "INSERT INTO txn_log (txn_id, handle, action, date_ms) VALUES ($1, $2, $3, $4)"
+_LOG_COLUMNS = ("txn_id", "handle", "action", "date_ms", "handle_key", "actor", "origin")
+_LOG = (
+    "INSERT INTO txn_log (txn_id, handle, action, date_ms, handle_key, actor, origin)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
 _TXNS_AFTER = (
     "SELECT txn_id, handle, action, date_ms FROM txn_log WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"
 )
 _FIRST_TXN = "SELECT txn_id, date_ms FROM txn_log ORDER BY txn_id LIMIT 1"
 _LAST_TXN_ID = "SELECT coalesce(max(last_txn_id), 0) FROM txn_counter"
 _PRUNE = "DELETE FROM txn_log WHERE date_ms < $1"
+_AUDIT_COLUMNS = "SELECT txn_id, handle, action, date_ms, actor, origin FROM txn_log"
+_AUDIT = f"{_AUDIT_COLUMNS} WHERE txn_id > $1 ORDER BY txn_id LIMIT $2"
+_AUDIT_HANDLE = f"{_AUDIT_COLUMNS} WHERE handle_key = $3 AND txn_id > $1 ORDER BY txn_id LIMIT $2"
+_INDEX_COLUMNS = ("kind", "entry_key", "handle_key", "detail")
+_INDEX_DELETE = "DELETE FROM handle_index WHERE handle_key = ANY($1::text[])"
+_INDEX_INSERT = (
+    "INSERT INTO handle_index (kind, entry_key, handle_key, detail)"
+    " SELECT * FROM unnest($1::smallint[], $2::text[], $3::text[], $4::text[]) ORDER BY 1, 2"
+    " ON CONFLICT DO NOTHING"
+)
+_UNIQUE_HOLDERS = (
+    "SELECT i.entry_key, i.handle_key, coalesce(h.handle, i.handle_key) FROM handle_index i"
+    " LEFT JOIN handles h ON h.handle_key = i.handle_key"
+    " WHERE i.kind = 2 AND i.entry_key = ANY($1::text[])"
+)
+_UNIQUE_LOOKUP = (
+    "SELECT coalesce(h.handle, h.handle_key) FROM handle_index i"
+    " JOIN handles h ON h.handle_key = i.handle_key WHERE i.kind = 2 AND i.entry_key = $1"
+)
+# A page of referrers: the rows of the first ``limit`` referring handles after the cursor.
+_REFERRERS = (
+    "SELECT coalesce(h.handle, h.handle_key), i.detail FROM handle_index i"
+    " JOIN handles h ON h.handle_key = i.handle_key"
+    " WHERE i.kind = 1 AND i.entry_key = $1 AND i.handle_key IN ("
+    "SELECT DISTINCT handle_key FROM handle_index"
+    " WHERE kind = 1 AND entry_key = $1 AND handle_key > $2 ORDER BY handle_key LIMIT $3)"
+    " ORDER BY i.handle_key, i.detail"
+)
+_REFERENCES = (
+    "SELECT entry_key, detail FROM handle_index WHERE handle_key = $1 AND kind = 1"
+    " ORDER BY entry_key, detail"
+)
 _SOURCE = "SELECT last_txn_id, last_date_ms FROM replication_sources WHERE source = $1"
 _SET_SOURCE = (
     "INSERT INTO replication_sources (source, last_txn_id, last_date_ms) VALUES ($1, $2, $3)"
@@ -162,18 +228,59 @@ def _escaped(row: rec.Row) -> rec.Row:
     return to_db(key), None if display is None else to_db(display), record
 
 
-async def _log(conn: _Conn, entries: Sequence[tuple[str, Action]]) -> None:
-    """Append ``entries`` (handle, action) to the transaction log, in this transaction. Called
-    last before COMMIT: the counter row stays locked only for the commit itself."""
+async def _log(conn: _Conn, entries: Sequence[tuple[str, Action]], meta: WriteMeta) -> None:
+    """Append ``entries`` (handle, action) to the transaction log, in this transaction, with
+    the actor and origin of ``meta``. Called last before COMMIT: the counter row stays locked
+    only for the commit itself."""
     if not entries:
         return
     last = await conn.fetchval(_NEXT_TXN_IDS, len(entries))
     first, date = last - len(entries) + 1, now_ms()
-    rows = [(first + i, to_db(h), int(a), date) for i, (h, a) in enumerate(entries)]
+    actor = None if meta.actor is None else to_db(meta.actor)
+    origin = None if meta.origin is None else to_db(meta.origin)
+    rows = [
+        (first + i, to_db(h), int(a), date, to_db(handle_key(h)), actor, origin)
+        for i, (h, a) in enumerate(entries)
+    ]
     if len(rows) == 1:
         await conn.execute(_LOG, *rows[0])
     else:
-        await conn.copy_records_to_table("txn_log", records=rows)
+        await conn.copy_records_to_table("txn_log", records=rows, columns=_LOG_COLUMNS)
+
+
+def _escaped_rows(rows: Iterable[IndexRow]) -> list[IndexRow]:
+    """Index rows as stored (text escaped, :func:`to_db`)."""
+    return [(kind, to_db(k), to_db(h), to_db(d)) for kind, k, h, d in rows]
+
+
+async def _replace_index(
+    conn: _Conn, replaced: Sequence[str], rows: Sequence[IndexRow], *, fresh: bool = False
+) -> None:
+    """Delete the index rows of the handles ``replaced`` (keys), then insert ``rows`` (both
+    unescaped); raise UniqueValueTaken (the caller's transaction rolls back) if a UNIQUE key
+    is held by another handle, including one this transaction wrote.
+
+    ``fresh``: the rows belong to handles this transaction created, which have no rows yet
+    and which no other transaction can write before it commits; their REFERENCE rows cannot
+    conflict with anything, so they are COPied (bulk registration), and only the UNIQUE rows
+    take the ``ON CONFLICT`` path."""
+    if replaced:
+        await conn.execute(_INDEX_DELETE, [to_db(key) for key in replaced])
+    stored = _escaped_rows(rows)
+    if fresh:
+        copied = [row for row in stored if row[0] != IndexKind.UNIQUE]
+        if copied:
+            await conn.copy_records_to_table("handle_index", records=copied, columns=_INDEX_COLUMNS)
+        stored = [row for row in stored if row[0] == IndexKind.UNIQUE]
+    if not stored:
+        return
+    columns = [list(column) for column in zip(*stored, strict=True)]
+    if _count(await conn.execute(_INDEX_INSERT, *columns)) == len(stored):
+        return
+    keys = [to_db(key) for key in unique_keys(rows)]
+    found = await conn.fetch(_UNIQUE_HOLDERS, keys)
+    holders = {from_db(r[0]): (from_db(r[1]), from_db(r[2])) for r in found}
+    raise unique_conflict(rows, holders)
 
 
 def _count(status: str) -> int:
@@ -352,13 +459,16 @@ class PostgresStore(rec.ValueEdits):
         replaces the whole record (including the display string)."""
         key = handle_key(handle)
         row = _escaped((key, rec.display(key, handle), rec.encode(values)))
+        meta = write_meta()
+        replaced, index_rows = meta.rows_for([(handle, key)])
 
         async def txn(conn: _Conn) -> None:
             if overwrite:
                 await conn.execute(_REPLACE, *row)
             elif await conn.fetchval(_INSERT_IF_NEW, *row) is None:
                 raise HandleAlreadyExists(f"handle already exists: {handle}")
-            await _log(conn, [(handle, Action.CREATE_HANDLE)])
+            await _replace_index(conn, replaced, index_rows)
+            await _log(conn, [(handle, Action.CREATE_HANDLE)], meta)
 
         await self._run(txn, write=True)
 
@@ -377,6 +487,7 @@ class PostgresStore(rec.ValueEdits):
         rows = [_escaped(row) for row in rec.bulk_rows(records)]
         if not rows:
             return []
+        meta = write_meta()
 
         async def txn(conn: _Conn) -> set[str]:
             keys = [row[0] for row in rows]
@@ -394,8 +505,15 @@ class PostgresStore(rec.ValueEdits):
                     _STAGING, schema_name="pg_temp", records=rows, columns=_STAGING_COLUMNS
                 )
                 created = {row[0] for row in await conn.fetch(_INSERT_STAGED_IF_NEW)}
+            if meta.has_index:  # a new handle has no entries yet: nothing to delete
+                written = (
+                    (from_db(row[1] or row[0]), from_db(row[0]))
+                    for row in rows
+                    if row[0] in created
+                )
+                await _replace_index(conn, (), meta.rows_for(written)[1], fresh=True)
             logged = [from_db(row[1] or row[0]) for row in rows if row[0] in created]
-            await _log(conn, [(handle, Action.CREATE_HANDLE) for handle in logged])
+            await _log(conn, [(handle, Action.CREATE_HANDLE) for handle in logged], meta)
             return created
 
         created = await self._run(txn, write=True)
@@ -422,13 +540,15 @@ class PostgresStore(rec.ValueEdits):
         return await self._run(query, write=False)
 
     async def delete_handle(self, handle: str) -> None:
-        """Delete the handle and all its values; HandleNotFound if absent."""
+        """Delete the handle, all its values and its index entries; HandleNotFound if absent."""
         key = to_db(handle_key(handle))
+        meta = write_meta()
 
         async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_DELETE, key)) == 0:
                 raise HandleNotFound(f"handle not found: {handle}")
-            await _log(conn, [(handle, Action.DELETE_HANDLE)])
+            await conn.execute(_INDEX_DELETE, [key])
+            await _log(conn, [(handle, Action.DELETE_HANDLE)], meta)
 
         await self._run(txn, write=True)
 
@@ -436,11 +556,14 @@ class PostgresStore(rec.ValueEdits):
         """Replace the record of ``handle`` by ``edit`` of it, in one transaction that holds
         the row lock (``FOR UPDATE``) from the read to the write."""
         key = to_db(handle_key(handle))
+        meta = write_meta()
+        replaced, index_rows = meta.rows_for([(handle, handle_key(handle))])
 
         async def txn(conn: _Conn) -> None:
             record = await conn.fetchval(_GET_FOR_UPDATE, key)
             await conn.execute(_SET_RECORD, edit(record), key)
-            await _log(conn, [(handle, Action.UPDATE_HANDLE)])
+            await _replace_index(conn, replaced, index_rows)
+            await _log(conn, [(handle, Action.UPDATE_HANDLE)], meta)
 
         await self._run(txn, write=True)
 
@@ -462,26 +585,80 @@ class PostgresStore(rec.ValueEdits):
         bounds = rec.derived_prefixes_range(prefix)
         return [] if bounds is None else await self._column(_HANDLES_IN_RANGE, *map(to_db, bounds))
 
+    # -- the write index -------------------------------------------------------------------
+    async def referrers(
+        self, handle: str, limit: int = 100, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(referrer, detail) rows of the first ``limit`` handles after ``after`` (key order)
+        whose REFERENCE entries name ``handle``."""
+        if limit < 1:
+            return []
+        key, start = to_db(handle_key(handle)), to_db(rec.scan_start(after))
+
+        async def query(conn: _Conn) -> list[tuple[str, str]]:
+            rows = await conn.fetch(_REFERRERS, key, start, limit)
+            return [(from_db(r[0]), from_db(r[1])) for r in rows]
+
+        return await self._run(query, write=False)
+
+    async def references(self, handle: str) -> list[tuple[str, str]]:
+        """(referenced handle key, detail) of the REFERENCE entries of ``handle``."""
+        key = to_db(handle_key(handle))
+
+        async def query(conn: _Conn) -> list[tuple[str, str]]:
+            rows = await conn.fetch(_REFERENCES, key)
+            return [(from_db(r[0]), from_db(r[1])) for r in rows]
+
+        return await self._run(query, write=False)
+
+    async def lookup_unique(self, key: str) -> str | None:
+        """The handle holding the UNIQUE entry ``key``, None if none does."""
+
+        async def query(conn: _Conn) -> str | None:
+            found = await conn.fetchval(_UNIQUE_LOOKUP, to_db(key))
+            return None if found is None else from_db(found)
+
+        return await self._run(query, write=False)
+
+    async def reindex(self, index: Mapping[str, Iterable[IndexEntry]]) -> int:
+        """Replace the entries of the handles of ``index`` that exist, records unchanged;
+        the number replaced. UniqueValueTaken (nothing changes) on a UNIQUE conflict.
+
+        Each handle's row is locked (``FOR SHARE``) first, so a concurrent delete cannot
+        leave entries of a handle that no longer exists."""
+        by_key = normalise_index(index)
+
+        async def txn(conn: _Conn) -> int:
+            keys = sorted(to_db(key) for key in by_key)
+            found = await conn.fetch(_LOCK_EXISTING, keys)
+            replaced = sorted(from_db(row[0]) for row in found)
+            await _replace_index(conn, replaced, sorted(r for k in replaced for r in by_key[k]))
+            return len(replaced)
+
+        return await self._run(txn, write=True)
+
     # -- homed prefixes --------------------------------------------------------------------
     async def home_prefix(self, prefix: str) -> None:
         """Mark ``prefix`` (without ``0.NA/``) as homed. Idempotent: homing it again keeps
         the display string it was first homed with."""
         key, display = to_db(handle_key(prefix)), to_db(prefix)
+        meta = write_meta()
 
         async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_HOME, key, display)):
-                await _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)])
+                await _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)], meta)
 
         await self._run(txn, write=True)
 
     async def unhome_prefix(self, prefix: str) -> None:
         """Stop serving ``prefix``; HandleNotFound if it was not homed."""
         key = to_db(handle_key(prefix))
+        meta = write_meta()
 
         async def txn(conn: _Conn) -> None:
             if _count(await conn.execute(_UNHOME, key)) == 0:
                 raise HandleNotFound(f"prefix not homed: {prefix}")
-            await _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)])
+            await _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)], meta)
 
         await self._run(txn, write=True)
 
@@ -532,15 +709,25 @@ class PostgresStore(rec.ValueEdits):
         self, changes: Sequence[Change], *, source: str | None, txn_id: int, date_ms: int
     ) -> None:
         """Apply ``changes`` from a primary and record that ``source`` was followed up to
-        ``txn_id`` at ``date_ms``, in one transaction; the changes enter this store's own log."""
+        ``txn_id`` at ``date_ms``, in one transaction; the changes enter this store's own log
+        (with the write context's actor and origin). Every handle changed loses its index
+        entries (see :meth:`~.base.HandleStore.apply_replicated`)."""
         for change in changes:
             if change.record is not None:
                 rec.decode(change.record)  # refuse a record that does not decode
+        meta = write_meta()
+        unindexed = [
+            to_db(handle_key(change.handle))
+            for change in changes
+            if change.action in (Action.CREATE_HANDLE, Action.UPDATE_HANDLE, Action.DELETE_HANDLE)
+        ]
 
         async def txn(conn: _Conn) -> None:
             for change in changes:
                 await self._apply(conn, change)
-            await _log(conn, [(change.handle, change.action) for change in changes])
+            if unindexed:
+                await conn.execute(_INDEX_DELETE, unindexed)
+            await _log(conn, [(change.handle, change.action) for change in changes], meta)
             if source is not None:
                 await conn.execute(_SET_SOURCE, source, txn_id, date_ms)
 
@@ -558,6 +745,33 @@ class PostgresStore(rec.ValueEdits):
             await conn.execute(_HOME, to_db(handle_key(change.prefix)), to_db(change.prefix))
         else:
             await conn.execute(_UNHOME, to_db(handle_key(change.prefix)))
+
+    async def audit(
+        self, handle: str | None = None, after_txn: int = 0, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Up to ``limit`` audit entries with ids above ``after_txn`` (of ``handle`` only, if
+        given), in id order."""
+        if limit < 1:
+            return []
+
+        async def query(conn: _Conn) -> list[AuditEntry]:
+            if handle is None:
+                rows = await conn.fetch(_AUDIT, after_txn, limit)
+            else:
+                rows = await conn.fetch(_AUDIT_HANDLE, after_txn, limit, to_db(handle_key(handle)))
+            return [
+                AuditEntry(
+                    r[0],
+                    from_db(r[1]),
+                    Action(r[2]),
+                    r[3],
+                    None if r[4] is None else from_db(r[4]),
+                    None if r[5] is None else from_db(r[5]),
+                )
+                for r in rows
+            ]
+
+        return await self._run(query, write=False)
 
     async def replication_source(self, source: str) -> tuple[int, int] | None:
         """(last txn id, last date ms) followed from ``source``, None if never."""

@@ -7,8 +7,13 @@ reader threads, each with its own (``query_only``) connection. The event loop on
 futures (``run_in_executor`` on these executors); it never touches SQLite itself.
 
 Durability: WAL journal mode with ``synchronous=FULL`` fsyncs the WAL on every commit, so a
-write that has returned survives ``kill -9`` and power loss. Every query uses a primary-key
-index; prefix listings are key-range scans, e.g. ``handle_key >= 'P/' AND handle_key < 'P0'``.
+write that has returned survives ``kill -9`` and power loss. Every query uses an index;
+prefix listings are key-range scans, e.g. ``handle_key >= 'P/' AND handle_key < 'P0'``.
+
+The write index and the audit columns (:mod:`~.indexing`): each write method reads the write
+context at entry, on the event loop, and writes the index rows and the log's actor and origin
+in its transaction. The single writer thread makes the UNIQUE check race-free here; the
+partial unique index enforces it all the same.
 
 Cancelling the task awaiting a write does not stop the write: it may still be committed.
 """
@@ -19,7 +24,7 @@ import asyncio
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -27,8 +32,25 @@ from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
 from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.base import handle_key
+from idnode.store.indexing import (
+    IndexRow,
+    WriteMeta,
+    normalise_index,
+    unique_conflict,
+    unique_keys,
+    write_meta,
+)
 from idnode.store.migrations import migrate
-from idnode.store.txnlog import Action, Change, Txn, TxnLogState, now_ms, prefix_entry
+from idnode.store.txnlog import (
+    Action,
+    AuditEntry,
+    Change,
+    Txn,
+    TxnLogState,
+    now_ms,
+    prefix_entry,
+)
+from idnode.store.writectx import IndexEntry
 
 __all__ = ["SQLiteStore"]
 
@@ -66,13 +88,45 @@ _NEXT_TXN_IDS = (
     " DO UPDATE SET last_txn_id = txn_counter.last_txn_id + excluded.last_txn_id"
     " RETURNING last_txn_id"
 )
-_LOG = "INSERT INTO txn_log (txn_id, handle, action, date_ms) VALUES (?, ?, ?, ?)"
+_LOG = (
+    "INSERT INTO txn_log (txn_id, handle, action, date_ms, handle_key, actor, origin)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 _TXNS_AFTER = (
     "SELECT txn_id, handle, action, date_ms FROM txn_log WHERE txn_id > ? ORDER BY txn_id LIMIT ?"
 )
 _FIRST_TXN = "SELECT txn_id, date_ms FROM txn_log ORDER BY txn_id LIMIT 1"
 _LAST_TXN_ID = "SELECT coalesce(max(last_txn_id), 0) FROM txn_counter"
 _PRUNE = "DELETE FROM txn_log WHERE date_ms < ?"
+_AUDIT_COLUMNS = "SELECT txn_id, handle, action, date_ms, actor, origin FROM txn_log"
+_AUDIT = f"{_AUDIT_COLUMNS} WHERE txn_id > ? ORDER BY txn_id LIMIT ?"
+_AUDIT_HANDLE = f"{_AUDIT_COLUMNS} WHERE handle_key = ? AND txn_id > ? ORDER BY txn_id LIMIT ?"
+_INDEX_DELETE = "DELETE FROM handle_index WHERE handle_key = ?"
+_INDEX_INSERT = (
+    "INSERT INTO handle_index (kind, entry_key, handle_key, detail) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT DO NOTHING"
+)
+_UNIQUE_HOLDER = (
+    "SELECT i.handle_key, coalesce(h.handle, i.handle_key) FROM handle_index i"
+    " LEFT JOIN handles h ON h.handle_key = i.handle_key WHERE i.kind = 2 AND i.entry_key = ?"
+)
+_UNIQUE_LOOKUP = (
+    "SELECT coalesce(h.handle, h.handle_key) FROM handle_index i"
+    " JOIN handles h ON h.handle_key = i.handle_key WHERE i.kind = 2 AND i.entry_key = ?"
+)
+# A page of referrers: the rows of the first ``limit`` referring handles after the cursor.
+_REFERRERS = (
+    "SELECT coalesce(h.handle, h.handle_key), i.detail FROM handle_index i"
+    " JOIN handles h ON h.handle_key = i.handle_key"
+    " WHERE i.kind = 1 AND i.entry_key = ? AND i.handle_key IN ("
+    "SELECT DISTINCT handle_key FROM handle_index"
+    " WHERE kind = 1 AND entry_key = ? AND handle_key > ? ORDER BY handle_key LIMIT ?)"
+    " ORDER BY i.handle_key, i.detail"
+)
+_REFERENCES = (
+    "SELECT entry_key, detail FROM handle_index WHERE handle_key = ? AND kind = 1"
+    " ORDER BY entry_key, detail"
+)
 _SOURCE = "SELECT last_txn_id, last_date_ms FROM replication_sources WHERE source = ?"
 _SET_SOURCE = (
     "INSERT INTO replication_sources (source, last_txn_id, last_date_ms) VALUES (?, ?, ?)"
@@ -81,15 +135,52 @@ _SET_SOURCE = (
 )
 
 
-def _log(conn: sqlite3.Connection, entries: Sequence[tuple[str, Action]]) -> None:
-    """Append ``entries`` (handle, action) to the transaction log, in this transaction."""
+def _log(conn: sqlite3.Connection, entries: Sequence[tuple[str, Action]], meta: WriteMeta) -> None:
+    """Append ``entries`` (handle, action) to the transaction log, in this transaction, with
+    the actor and origin of ``meta``."""
     if not entries:
         return
     (last,) = conn.execute(_NEXT_TXN_IDS, (len(entries),)).fetchone()
     first, date = last - len(entries) + 1, now_ms()
+    actor, origin = meta.actor, meta.origin
     conn.executemany(
-        _LOG, [(first + i, handle, int(action), date) for i, (handle, action) in enumerate(entries)]
+        _LOG,
+        [
+            (first + i, handle, int(action), date, handle_key(handle), actor, origin)
+            for i, (handle, action) in enumerate(entries)
+        ],
     )
+
+
+def _replace_index(
+    conn: sqlite3.Connection, replaced: Sequence[str], rows: Sequence[IndexRow]
+) -> None:
+    """Delete the index rows of the handles ``replaced`` (keys), then insert ``rows``; raise
+    UniqueValueTaken (the caller's transaction rolls back) if a UNIQUE key is held by
+    another handle, including one this transaction wrote."""
+    if replaced:
+        conn.executemany(_INDEX_DELETE, [(key,) for key in replaced])
+    if not rows:
+        return
+    if conn.executemany(_INDEX_INSERT, rows).rowcount == len(rows):
+        return
+    holders: dict[str, tuple[str, str]] = {}
+    for key in unique_keys(rows):
+        found = conn.execute(_UNIQUE_HOLDER, (key,)).fetchone()
+        if found is not None:
+            holders[key] = (found[0], found[1])
+    raise unique_conflict(rows, holders)
+
+
+def _existing(conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
+    """Which of the handle ``keys`` exist."""
+    existing: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = f"SELECT handle_key FROM handles WHERE handle_key IN ({marks})"
+        existing.update(key for (key,) in conn.execute(sql, chunk))
+    return existing
 
 
 def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Connection:
@@ -265,13 +356,16 @@ class SQLiteStore(rec.ValueEdits):
         replaces the whole record (including the display string)."""
         key = handle_key(handle)
         row = (key, rec.display(key, handle), rec.encode(values))
+        meta = write_meta()
+        replaced, index_rows = meta.rows_for([(handle, key)])
 
         def txn(conn: sqlite3.Connection) -> None:
             if overwrite:
                 conn.execute(_REPLACE, row)
             elif conn.execute(_INSERT_IF_NEW, row).rowcount == 0:
                 raise HandleAlreadyExists(f"handle already exists: {handle}")
-            _log(conn, [(handle, Action.CREATE_HANDLE)])
+            _replace_index(conn, replaced, index_rows)
+            _log(conn, [(handle, Action.CREATE_HANDLE)], meta)
 
         await self._write(txn)
 
@@ -279,17 +373,16 @@ class SQLiteStore(rec.ValueEdits):
         """Bulk registration in one transaction; existing handles are left as they are."""
         rows = rec.bulk_rows(records)
         keys = [row[0] for row in rows]
+        meta = write_meta()
 
         def txn(conn: sqlite3.Connection) -> list[bool]:
-            existing: set[str] = set()
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                sql = f"SELECT handle_key FROM handles WHERE handle_key IN ({marks})"
-                existing.update(key for (key,) in conn.execute(sql, chunk))
+            existing = _existing(conn, keys)
             new = [row for row in rows if row[0] not in existing]
             conn.executemany(_INSERT, new)
-            _log(conn, [(row[1] or row[0], Action.CREATE_HANDLE) for row in new])
+            if meta.has_index:  # a new handle has no entries yet: nothing to delete
+                written = ((row[1] or row[0], row[0]) for row in new)
+                _replace_index(conn, (), meta.rows_for(written)[1])
+            _log(conn, [(row[1] or row[0], Action.CREATE_HANDLE) for row in new], meta)
             return [key not in existing for key in keys]
 
         return await self._write(txn)
@@ -315,24 +408,29 @@ class SQLiteStore(rec.ValueEdits):
         return await self._read(query)
 
     async def delete_handle(self, handle: str) -> None:
-        """Delete the handle and all its values; HandleNotFound if absent."""
+        """Delete the handle, all its values and its index entries; HandleNotFound if absent."""
         key = handle_key(handle)
+        meta = write_meta()
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(_DELETE, (key,)).rowcount == 0:
                 raise HandleNotFound(f"handle not found: {handle}")
-            _log(conn, [(handle, Action.DELETE_HANDLE)])
+            conn.execute(_INDEX_DELETE, (key,))
+            _log(conn, [(handle, Action.DELETE_HANDLE)], meta)
 
         await self._write(txn)
 
     async def _edit(self, handle: str, edit: rec.Edit) -> None:
         """Replace the record of ``handle`` by ``edit`` of it, in one write transaction."""
         key = handle_key(handle)
+        meta = write_meta()
+        replaced, index_rows = meta.rows_for([(handle, key)])
 
         def txn(conn: sqlite3.Connection) -> None:
             row = conn.execute(_GET, (key,)).fetchone()
             conn.execute(_SET_RECORD, (edit(None if row is None else row[0]), key))
-            _log(conn, [(handle, Action.UPDATE_HANDLE)])
+            _replace_index(conn, replaced, index_rows)
+            _log(conn, [(handle, Action.UPDATE_HANDLE)], meta)
 
         await self._write(txn)
 
@@ -354,26 +452,74 @@ class SQLiteStore(rec.ValueEdits):
         bounds = rec.derived_prefixes_range(prefix)
         return [] if bounds is None else await self._column(_HANDLES_IN_RANGE, bounds)
 
+    # -- the write index -------------------------------------------------------------------
+    async def referrers(
+        self, handle: str, limit: int = 100, after: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(referrer, detail) rows of the first ``limit`` handles after ``after`` (key order)
+        whose REFERENCE entries name ``handle``."""
+        if limit < 1:
+            return []
+        key, start = handle_key(handle), rec.scan_start(after)
+
+        def query(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [(h, d) for h, d in conn.execute(_REFERRERS, (key, key, start, limit))]
+
+        return await self._read(query)
+
+    async def references(self, handle: str) -> list[tuple[str, str]]:
+        """(referenced handle key, detail) of the REFERENCE entries of ``handle``."""
+        key = handle_key(handle)
+
+        def query(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+            return [(k, d) for k, d in conn.execute(_REFERENCES, (key,))]
+
+        return await self._read(query)
+
+    async def lookup_unique(self, key: str) -> str | None:
+        """The handle holding the UNIQUE entry ``key``, None if none does."""
+
+        def query(conn: sqlite3.Connection) -> str | None:
+            row = conn.execute(_UNIQUE_LOOKUP, (key,)).fetchone()
+            return None if row is None else str(row[0])
+
+        return await self._read(query)
+
+    async def reindex(self, index: Mapping[str, Iterable[IndexEntry]]) -> int:
+        """Replace the entries of the handles of ``index`` that exist, records unchanged;
+        the number replaced. UniqueValueTaken (nothing changes) on a UNIQUE conflict."""
+        by_key = normalise_index(index)
+
+        def txn(conn: sqlite3.Connection) -> int:
+            existing = _existing(conn, list(by_key))
+            replaced = [key for key in by_key if key in existing]
+            _replace_index(conn, replaced, sorted(r for k in replaced for r in by_key[k]))
+            return len(replaced)
+
+        return await self._write(txn)
+
     # -- homed prefixes --------------------------------------------------------------------
     async def home_prefix(self, prefix: str) -> None:
         """Mark ``prefix`` (without ``0.NA/``) as homed. Idempotent: homing it again keeps
         the display string it was first homed with."""
         row = (handle_key(prefix), prefix)
+        meta = write_meta()
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(_HOME, row).rowcount:
-                _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)])
+                _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)], meta)
 
         await self._write(txn)
 
     async def unhome_prefix(self, prefix: str) -> None:
         """Stop serving ``prefix``; HandleNotFound if it was not homed."""
         key = handle_key(prefix)
+        meta = write_meta()
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(_UNHOME, (key,)).rowcount == 0:
                 raise HandleNotFound(f"prefix not homed: {prefix}")
-            _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)])
+            _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)], meta)
 
         await self._write(txn)
 
@@ -422,13 +568,22 @@ class SQLiteStore(rec.ValueEdits):
         self, changes: Sequence[Change], *, source: str | None, txn_id: int, date_ms: int
     ) -> None:
         """Apply ``changes`` from a primary and record that ``source`` was followed up to
-        ``txn_id`` at ``date_ms``, in one transaction; the changes enter this store's own log."""
+        ``txn_id`` at ``date_ms``, in one transaction; the changes enter this store's own log
+        (with the write context's actor and origin). Every handle changed loses its index
+        entries (see :meth:`~.base.HandleStore.apply_replicated`)."""
         rows = [self._replicated_row(change) for change in changes]
+        meta = write_meta()
+        unindexed = [
+            (handle_key(change.handle),)
+            for change in changes
+            if change.action in (Action.CREATE_HANDLE, Action.UPDATE_HANDLE, Action.DELETE_HANDLE)
+        ]
 
         def txn(conn: sqlite3.Connection) -> None:
             for change, row in zip(changes, rows, strict=True):
                 self._apply(conn, change, row)
-            _log(conn, [(change.handle, change.action) for change in changes])
+            conn.executemany(_INDEX_DELETE, unindexed)
+            _log(conn, [(change.handle, change.action) for change in changes], meta)
             if source is not None:
                 conn.execute(_SET_SOURCE, (source, txn_id, date_ms))
 
@@ -452,6 +607,26 @@ class SQLiteStore(rec.ValueEdits):
             conn.execute(_HOME, (handle_key(change.prefix), change.prefix))
         else:
             conn.execute(_UNHOME, (handle_key(change.prefix),))
+
+    async def audit(
+        self, handle: str | None = None, after_txn: int = 0, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Up to ``limit`` audit entries with ids above ``after_txn`` (of ``handle`` only, if
+        given), in id order."""
+        if limit < 1:
+            return []
+        params: tuple[str | int, ...] = (after_txn, limit)
+        sql = _AUDIT
+        if handle is not None:
+            sql, params = _AUDIT_HANDLE, (handle_key(handle), *params)
+
+        def query(conn: sqlite3.Connection) -> list[AuditEntry]:
+            return [
+                AuditEntry(txn_id, logged, Action(action), date, actor, origin)
+                for txn_id, logged, action, date, actor, origin in conn.execute(sql, params)
+            ]
+
+        return await self._read(query)
 
     async def replication_source(self, source: str) -> tuple[int, int] | None:
         """(last txn id, last date ms) followed from ``source``, None if never."""

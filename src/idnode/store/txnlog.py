@@ -6,6 +6,15 @@ database transaction (schema ``0002_txn_log.sql``). A primary sends the log to i
 the records are when sent, as the reference server does. A mirror applies what it receives as
 :class:`Change` lists (``HandleStore.apply_replicated``), recording in the same transaction how
 far it has followed that source, so a mirror killed at any point resumes where it stopped.
+
+The log is also the **audit trail** (schema ``0003_index_audit.sql``): each entry carries the
+``actor`` and ``origin`` of the write that appended it (from
+:func:`idnode.store.writectx.current`), read back as :class:`AuditEntry` by
+``HandleStore.audit``. It is append-only: no method updates or deletes an entry, except
+``HandleStore.prune_txn_log``, which drops whole entries by age and so shortens the audit
+trail and the replication history together; run it by a retention policy that keeps both
+as long as they are needed (e.g. the audit retention the operator must meet, and longer than
+a mirror may lag).
 """
 
 from __future__ import annotations
@@ -16,7 +25,7 @@ from dataclasses import dataclass
 
 from idnode.store.records import NA_PREFIX
 
-__all__ = ["Action", "Change", "Txn", "TxnLogState", "now_ms", "prefix_entry"]
+__all__ = ["Action", "AuditEntry", "Change", "Txn", "TxnLogState", "now_ms", "prefix_entry"]
 
 
 class Action(enum.IntEnum):
@@ -38,6 +47,23 @@ class Txn:
     handle: str
     action: Action
     date_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry of the audit trail: a :class:`Txn` with who made the write and from where.
+
+    ``actor`` is the identity the write was made as (``index:handle``, or an account name) and
+    ``origin`` the client's address, both as the layer above set them in the write context;
+    None when unknown (entries written before schema version 3, writes made without a write
+    context, e.g. ``idnode import`` run locally, unless it sets one)."""
+
+    txn_id: int
+    handle: str
+    action: Action
+    date_ms: int
+    actor: str | None
+    origin: str | None
 
 
 @dataclass(frozen=True, slots=True)
