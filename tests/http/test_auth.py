@@ -367,6 +367,8 @@ def test_handle_header_parsing() -> None:
 # -- the same permissions as the native protocol ------------------------------------------------
 
 TARGET = f"{PREFIX}/HTTP-PARITY"
+#: An enterprise prefix this node does not serve: its identities cannot be verified here.
+OTHER_PREFIX = "88.119.1"
 
 
 def _credentials(node: RunningNode, users: Users) -> dict[str, tuple[str, bytes]]:
@@ -376,6 +378,9 @@ def _credentials(node: RunningNode, users: Users) -> dict[str, tuple[str, bytes]
         "handle-admin": (f"300:{PREFIX}/USER-H", users.handle_admin_secret),
         "partial": (f"300:{PREFIX}/USER-P", users.partial_secret),
         "group-member": (f"300:{PREFIX}/USER-G", users.group_member_secret),
+        "wrong-secret": (f"300:{PREFIX_HANDLE}", b"not-the-secret"),
+        "unknown-identity": (f"300:{PREFIX}/NOBODY", b"x"),
+        "other-enterprise": (f"300:{OTHER_PREFIX}/ADMIN", b"their-secret"),
     }
 
 
@@ -439,7 +444,18 @@ def _native_code(node: RunningNode, who: tuple[str, bytes], operation: Callable[
 
 @pytest.mark.parametrize("op", list(_operations()))
 @pytest.mark.parametrize(
-    "who", ["server-admin", "user-a", "handle-admin", "partial", "group-member", "anonymous"]
+    "who",
+    [
+        "server-admin",
+        "user-a",
+        "handle-admin",
+        "partial",
+        "group-member",
+        "anonymous",
+        "wrong-secret",
+        "unknown-identity",
+        "other-enterprise",
+    ],
 )
 def test_permissions_match_native(
     api: InProcess, node: RunningNode, users: Users, op: str, who: str
@@ -457,6 +473,8 @@ def test_permissions_match_native(
     if native_op is None or creds is None:
         # no native twin here: anonymous is always 402; list-prefixes is op 302 blank
         expected = 402 if creds is None else (1 if who == "server-admin" else 400)
+        if who in ("wrong-secret", "unknown-identity", "other-enterprise"):
+            expected = 403  # authentication failed before the operation
         assert http_code == expected
         return
     matrix_target(node, TARGET)
