@@ -67,3 +67,38 @@ fuzz: $(VENV)/.test-deps
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# `make bench` runs the resolution benchmark, bench/resolution.py (not part of `make test`):
+# idnode over UDP, TCP, its JSON API and proxy, against Knot DNS (dnsperf) and nginx (wrk), for
+# BENCH_SIZES identifiers, and writes the tables to docs/performance.md. Knot, dnsperf, nginx,
+# wrk and PostgreSQL come from Debian when missing (as root, or with passwordless sudo);
+# otherwise it says what to install and the benchmark leaves those runs out.
+BENCH_SIZES   ?= 1e4,1e6
+BENCH_SECONDS ?= 10
+BENCH_TOOLS   := knotd:knot dnsperf:dnsperf nginx:nginx wrk:wrk
+
+.PHONY: bench
+bench: $(VENV)/.run-deps
+	@missing=""; \
+	for pair in $(BENCH_TOOLS); do \
+		PATH="$$PATH:/usr/sbin:/sbin" command -v $${pair%%:*} >/dev/null 2>&1 \
+			|| missing="$$missing $${pair#*:}"; \
+	done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+		|| missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then sudo=""; \
+		elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+		else sudo=none; fi; \
+		if [ "$$sudo" = none ]; then \
+			echo "make bench: not installed:$$missing (Debian: apt-get install$$missing);" \
+				"the benchmark leaves out what needs them"; \
+		else \
+			echo "make bench: installing$$missing from Debian"; \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing \
+				|| { $$sudo apt-get update -q && \
+				     $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; } \
+				|| echo "make bench: could not install$$missing; continuing without"; \
+		fi; \
+	fi
+	$(BIN)/python bench/resolution.py --sizes $(BENCH_SIZES) --seconds $(BENCH_SECONDS) --write-docs
