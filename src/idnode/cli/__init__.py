@@ -5,7 +5,17 @@
 
 from __future__ import annotations
 
-from idnode.cli import admin, bulk, node, resolve, template, trace  # noqa: F401  (they register commands)
+from idnode.cli import (  # noqa: F401  (they register commands)
+    accounts,
+    admin,
+    bulk,
+    grants,
+    node,
+    resolve,
+    stats,
+    template,
+    trace,
+)
 from idnode.cli._common import main
 
 __all__ = ["main"]

@@ -313,3 +313,40 @@ def db_restore(config_path: Path, database: str | None, file: Path, batch_size: 
         f"restored {summary.handles} handles: {summary.created} created, "
         f"{summary.existing} already present; {summary.homed_prefixes} homed prefixes"
     )
+
+
+@db.command("reindex")
+@db_options
+def db_reindex(config_path: Path, database: str | None) -> None:
+    """Rebuild the write index (references for traces, unique attribute values) from the
+    stored records: after `idnode db restore`, or on a mirror about to become a primary.
+    Templates on other nodes are read through the configured roots."""
+    from idnode.importer import homed_check
+    from idnode.industry.enforce import TemplateGuard
+    from idnode.industry.reindex import ReindexReport, reindex
+    from idnode.resolver import Resolver
+    from idnode.store import open_store
+
+    config = NodeConfig.load(config_path) if database is None else None
+    location = _db_location(config_path, database)
+
+    async def run() -> ReindexReport:
+        store = await open_store(location)
+        try:
+            homed = frozenset(handle_key(p) for p in await store.homed_prefixes())
+            roots = config.roots if config is not None else ()
+            guard = TemplateGuard(
+                store,
+                is_local=homed_check(homed),
+                resolver=Resolver(roots) if roots else None,
+                max_age=math.inf,
+            )
+            return await reindex(store, guard)
+        finally:
+            await store.close()
+
+    report = _db_run(run())
+    click.echo(
+        f"{report.records} records read, {report.indexed} identifiers indexed"
+        + (f", {report.skipped} skipped (template not readable)" if report.skipped else "")
+    )

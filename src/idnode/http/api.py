@@ -6,9 +6,12 @@ HTTP application.
 * native messages POSTed as ``application/x-hdl-message`` on any path (:mod:`.native`);
 * ``/api/handles/...`` (:mod:`.handles`), ``/api/prefixes`` (:mod:`.prefixes`),
   ``/api/sessions`` (:mod:`.session_api`), ``/api/trace/...`` and ``/api/audit``
-  (:mod:`.trace`), ``/api/openapi.json`` (:mod:`.openapi`);
+  (:mod:`.trace`), ``/api/stats`` and ``/api/report`` (:mod:`.stats`), ``/api/openapi.json``
+  (:mod:`.openapi`);
 * ``/hrls/handles`` (:mod:`.reverse_lookup`), the reverse-lookup servlet pyhandle searches,
   answered like an endpoint under ``/api/`` (everything below applies to ``/hrls/`` too);
+* the SNMS-compatible API and ``/api/admin`` (:mod:`.snms`, before ``/api``) when the
+  store keeps accounts;
 * then ``extra_routes``, in order: this is where the browser proxy and GS1 Digital Link
   routes are mounted, the proxy as the catch-all ``("", handler)`` route last. Their OpenAPI
   path items go in ``openapi_paths``::
@@ -42,6 +45,8 @@ from idnode.http.prefixes import PrefixesApi
 from idnode.http.reverse_lookup import ReverseLookupApi
 from idnode.http.session_api import SessionsApi
 from idnode.http.sessions import SessionStore
+from idnode.http.snms import snms_routes
+from idnode.http.stats import ReportApi, StatsApi
 from idnode.http.trace import AuditApi, TraceApi, trace_openapi_paths
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
@@ -113,6 +118,8 @@ class JsonApi:
             ("/api/sessions", _SessionsEndpoint(SessionsApi(self.auth))),
             ("/api/trace", TraceApi(dispatcher, self.auth)),
             ("/api/audit", AuditApi(dispatcher, self.auth)),
+            ("/api/stats", StatsApi(dispatcher, self.auth)),
+            ("/api/report", ReportApi(dispatcher, self.auth)),
             ("/hrls/handles", ReverseLookupApi(dispatcher, self.auth)),
         ]
         self.exact: dict[str, Endpoint] = {
@@ -196,5 +203,5 @@ def build_app(
     """The node's HTTP application: native messages, ``/api`` and ``/hrls``, then
     ``extra_routes``."""
     api = JsonApi(dispatcher, sessions if sessions is not None else SessionStore(), openapi_paths)
-    router = Router([("/api", api), ("/hrls", api), *extra_routes])
+    router = Router([*snms_routes(dispatcher), ("/api", api), ("/hrls", api), *extra_routes])
     return NativeOverHttp(router, dispatcher)

@@ -5,7 +5,8 @@ from TTLs, and the JSON/HTML error answer.
 
 Resolution (spec handle-protocol §5.6) always runs anonymously through
 :meth:`Dispatcher.execute` with the PO flag, so the proxy sees exactly what an anonymous
-native client sees and never a value without PUBLIC_READ.
+native client sees: values with PUBLIC_READ, and attribute values the data permissions
+(:mod:`idnode.industry.grants`) show to everyone.
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ async def _resolve_once(
         return ()
     body = response.body
     assert isinstance(body, ResolutionResponse)
-    return tuple(v for v in body.values if v.public_read)
+    return body.values  # what an anonymous caller may see (PUBLIC_READ, or a public grant)
 
 
 async def resolve_public(

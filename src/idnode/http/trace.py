@@ -37,11 +37,11 @@ from idnode.http.asgi import HTTPError, Request, Response
 from idnode.http.auth import Authenticator
 from idnode.http.common import Params, parse_int, protocol_error, render, to_http_error
 from idnode.http.handles import decode_path
+from idnode.industry.grants import GrantVisibility
 from idnode.industry.trace import (
     DEFAULT_DEPTH,
     MAX_DEPTH,
     Direction,
-    HandlePermissions,
     NodeSource,
     Tracer,
 )
@@ -77,12 +77,12 @@ class TraceApi:
         return False
 
     def tracer(self) -> Tracer:
-        """A tracer over this node: its store, its resolver, the Handle permissions."""
+        """A tracer over this node: its store, its resolver, the data permissions."""
         dispatcher = self.dispatcher
         source = NodeSource(
             dispatcher.store,
             resolver=dispatcher.resolver,
-            visibility=HandlePermissions(dispatcher.authorizer),
+            visibility=GrantVisibility(dispatcher.grants),
             owns=lambda handle: dispatcher.node.owns(handle),
         )
         return Tracer(source)

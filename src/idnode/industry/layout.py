@@ -18,17 +18,27 @@ the template's handle and 1002 carries the version number.
 A **template** is an identifier too; its record holds every version::
 
     1001         TEMPLATE             ``0.TYPE/DO.DOIPMETA`` (the DOIP type of templates)
+    1010         TEMPLATE.GRANT       template-level grant (JSON, :mod:`idnode.industry.grants`)
+    1011         TEMPLATE.CLASSGRANT  class grants of its instances' attributes (JSON)
     1100 + n     TEMPLATE.DEFINITION  version n (1 <= n <= 899) as SNMS-shaped JSON
+
+Instances keep single-identifier ``GRANT`` values at 1900-1999 (data permissions, spec §2.3).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "CLASS_GRANT_INDEX",
+    "CLASS_GRANT_TYPE",
     "DATA_INDEX_START",
     "DEFINITION_INDEX_BASE",
     "DEFINITION_TYPE",
+    "INSTANCE_GRANT_INDEXES",
+    "INSTANCE_GRANT_TYPE",
     "MAX_VERSION",
     "RESERVED_INDEXES",
+    "TEMPLATE_GRANT_INDEX",
+    "TEMPLATE_GRANT_TYPE",
     "TEMPLATE_LINK_INDEX",
     "TEMPLATE_LINK_TYPE",
     "TEMPLATE_RECORD_TYPE",
@@ -57,6 +67,19 @@ DEFINITION_TYPE = "TEMPLATE.DEFINITION"
 DEFINITION_INDEX_BASE = 1100
 #: Highest version number, so definitions stay below the data indexes.
 MAX_VERSION = DATA_INDEX_START - 1 - DEFINITION_INDEX_BASE
+
+#: Template record: who may see and use the template (data permissions, spec §2.3).
+TEMPLATE_GRANT_INDEX = 1010
+#: Type of the template-level grant value (JSON, :mod:`idnode.industry.grants`).
+TEMPLATE_GRANT_TYPE = "TEMPLATE.GRANT"
+#: Template record: the class grants, per attribute view/edit, of its instances.
+CLASS_GRANT_INDEX = 1011
+#: Type of the class grants value (JSON, :mod:`idnode.industry.grants`).
+CLASS_GRANT_TYPE = "TEMPLATE.CLASSGRANT"
+#: Instance record: single-identifier grants (reserved for them: not template violations).
+INSTANCE_GRANT_INDEXES = range(1900, DATA_INDEX_START)
+#: Type of a single-identifier grant value (JSON, :mod:`idnode.industry.grants`).
+INSTANCE_GRANT_TYPE = "GRANT"
 
 
 def is_reserved_type(value_type: str) -> bool:

@@ -28,8 +28,8 @@ What the caller may see is decided by a :class:`Visibility` policy, applied to e
 held here. :class:`HandlePermissions` is the Handle system's: PUBLIC_READ values for everyone,
 and ADMIN_READ values too for an identity that may read them as an administrator of the
 record (READ_VALUE through its HS_ADMIN values, or a server administrator), exactly as
-resolution decides (spec §1.11). Per-attribute data grants (spec §2.3) will be another
-policy behind the same protocol.
+resolution decides (spec §1.11). :class:`~idnode.industry.grants.GrantVisibility` adds the
+per-attribute data grants (spec §2.3) and is the default of :class:`NodeSource`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from idnode.errors import (
     ValuesNotFound,
 )
 from idnode.industry.datatypes import split_items
+from idnode.industry.grants import GrantPolicy, GrantVisibility
 from idnode.industry.history import TemplateHistory
 from idnode.industry.layout import DATA_INDEX_START
 from idnode.industry.model import AttributeType, Template, is_handle
@@ -293,7 +294,9 @@ class NodeSource:
     ) -> None:
         self.store = store
         self.resolver = resolver
-        self.visibility: Visibility = visibility or PublicOnly()
+        self.visibility: Visibility = visibility or GrantVisibility(
+            GrantPolicy(Authorizer(store), store.get_handle)
+        )
         self.owns = owns
 
     async def fetch(self, handle: str, viewer: Identity | None) -> Fetched:

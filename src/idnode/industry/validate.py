@@ -12,7 +12,9 @@ What is checked, in order:
    of existing identifiers (``mode=Mode.UPDATE``) but no registrations (``template_state``);
 2. each value, by index: a second value at one index (``duplicate``); 1001 must be
    ``TEMPLATE`` naming the template and 1002, if present, ``TEMPLATE.VERSION`` naming its
-   version (``template_link``, ``template_version``); any other index from 1000 to 1999, and a
+   version (``template_link``, ``template_version``); ``GRANT`` values at 1900-1999 are
+   single-identifier grants (:mod:`idnode.industry.grants`); any other index from 1000 to
+   1999, and a
    ``TEMPLATE`` type anywhere below 2000 (``reserved_index``); indexes below 1000 are the Handle
    system's (HS_ADMIN, URL, ...) and not the template's business; from 2000 on the index and
    type must name one enabled attribute (``unknown_attribute``, ``index_mismatch``,
@@ -45,6 +47,8 @@ from idnode.industry.codes import Code, FieldError
 from idnode.industry.datatypes import check_item, split_items
 from idnode.industry.layout import (
     DATA_INDEX_START,
+    INSTANCE_GRANT_INDEXES,
+    INSTANCE_GRANT_TYPE,
     RESERVED_INDEXES,
     TEMPLATE_LINK_INDEX,
     TEMPLATE_LINK_TYPE,
@@ -193,6 +197,8 @@ def _system_value_errors(template: Template, value: HandleValue) -> list[FieldEr
             message = f"must be {TEMPLATE_VERSION_TYPE} {template.version}"
             return [_error(_TEMPLATE_FIELD, Code.TEMPLATE_VERSION, message, value.index)]
         return []
+    if value.index in INSTANCE_GRANT_INDEXES and value.type == INSTANCE_GRANT_TYPE:
+        return []  # a single-identifier grant (idnode.industry.grants)
     if value.index in RESERVED_INDEXES or is_reserved_type(value.type):
         message = "indexes 1000-1999 and TEMPLATE types are reserved for the template link"
         return [_error(value.type, Code.RESERVED_INDEX, message, value.index)]

@@ -28,6 +28,11 @@ Relative paths in the file are relative to the file's directory. Example::
     identity = "300:0.NA/88.118.8"
     interval = 1.0
 
+    [report]                          # optional: report prefixes and counts to the parent
+    parent = "http://10.0.0.9:8000"
+    identity = "320:0.NA/88.118.8"    # HS_PUBKEY there: the server key; or with secret_file
+    interval = 300.0
+
 Without ``[site]`` the node is a site of one primary server built from ``[node]``. Unknown
 keys, in any table, are errors.
 """
@@ -52,6 +57,7 @@ __all__ = [
     "PASSPHRASE_VARIABLE",
     "NodeConfig",
     "ReplicationConfig",
+    "ReportConfig",
     "ServerEntry",
     "SiteConfig",
     "parse_identity",
@@ -261,6 +267,63 @@ class ReplicationConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The ``[report]`` table: this node reports its prefixes and statistics to its parent
+    node (:mod:`idnode.server.stats`)."""
+
+    parent: str
+    """``http://HOST:PORT`` (or ``https://``) of the parent node's HTTP interface; the only
+    address reports go to."""
+    identity: Identity
+    """The identity (``index:handle``) to authenticate as at the parent, on the prefix handle
+    the parent holds for this node's prefix: an HS_PUBKEY holding this node's server key
+    (``Authorization: Handle``), or an HS_SECKEY with ``secret_file``."""
+    interval: float = 300.0
+    """Seconds between two reports (the first is sent at start)."""
+    secret_file: str | None = None
+    """A file holding the secret of ``identity`` (relative to the configuration's directory):
+    HTTP Basic instead of the server key."""
+
+    def __post_init__(self) -> None:
+        scheme, _sep, rest = str(self.parent).partition("://")
+        if not isinstance(self.parent, str) or scheme not in ("http", "https") or not rest:
+            raise ValueError(f"[report] parent must be http://HOST:PORT, not {self.parent!r}")
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int | float):
+            raise ValueError(f"[report] interval must be a number, not {self.interval!r}")
+        if not self.interval > 0:
+            raise ValueError(f"[report] interval must be positive, not {self.interval}")
+        if self.secret_file is not None and not isinstance(self.secret_file, str):
+            raise ValueError("[report] secret_file must be a file name")
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str) -> ReportConfig:
+        """The ``[report]`` table as read from TOML."""
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        table = dict(table)
+        _check_keys(table, {f.name for f in fields(cls)}, where)
+        for required in ("parent", "identity"):
+            if required not in table:
+                raise ValueError(f"{where}: {required} is missing")
+        identity = parse_identity(str(table.pop("identity")))
+        return cls(identity=identity, **table)
+
+    def dump(self) -> str:
+        """The ``[report]`` table as TOML."""
+        return (
+            "[report]\n"
+            f"parent = {json.dumps(self.parent)}\n"
+            f"identity = {json.dumps(str(self.identity))}\n"
+            f"interval = {self.interval}\n"
+            + (
+                ""
+                if self.secret_file is None
+                else f"secret_file = {json.dumps(self.secret_file)}\n"
+            )
+        )
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     directory: Path
     """The node's directory; relative paths are resolved against it."""
@@ -318,6 +381,12 @@ class NodeConfig:
     of one primary server built from the settings above."""
     replication: ReplicationConfig | None = None
     """The ``[replication]`` table: what this node mirrors. None: it mirrors nothing."""
+    stats_interval: float = 10.0
+    """Seconds between two flushes of the statistics (resolutions counted in memory, and
+    registrations from the transaction log) to the database."""
+    report: ReportConfig | None = None
+    """The ``[report]`` table: where this node reports its prefixes and statistics. None: it
+    reports nowhere."""
 
     def __post_init__(self) -> None:
         if self.http_port == -1:
@@ -326,6 +395,12 @@ class NodeConfig:
             raise ValueError(f"http_port out of range: {self.http_port}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if isinstance(self.stats_interval, bool) or not isinstance(
+            self.stats_interval, int | float
+        ):
+            raise ValueError(f"stats_interval must be a number, not {self.stats_interval!r}")
+        if not self.stats_interval > 0:
+            raise ValueError(f"stats_interval must be positive, not {self.stats_interval}")
 
     @property
     def read_only(self) -> bool:
@@ -381,6 +456,7 @@ class NodeConfig:
         node.setdefault("http_port", None)
         site = data.get("site")
         replication = data.get("replication")
+        report = data.get("report")
         return cls(
             directory=path.parent.resolve(),
             server_admins=admins,
@@ -393,6 +469,7 @@ class NodeConfig:
                 if replication is None
                 else ReplicationConfig.from_table(replication, f"{path} [replication]")
             ),
+            report=None if report is None else ReportConfig.from_table(report, f"{path} [report]"),
             **node,
         )
 
@@ -425,13 +502,15 @@ class NodeConfig:
             + (f"gs1_rules = {json.dumps(list(self.gs1_rules))}\n" if self.gs1_rules else "")
             + (f"roots = {json.dumps(list(self.roots))}\n" if self.roots else "")
             + (f"replication_admins = [{replicators}]\n" if self.replication_admins else "")
+            + (f"stats_interval = {self.stats_interval}\n" if self.stats_interval != 10.0 else "")
             + ("" if self.site is None else "\n" + self.site.dump())
             + ("" if self.replication is None else "\n" + self.replication.dump())
+            + ("" if self.report is None else "\n" + self.report.dump())
         )
 
 
 #: Tables besides ``[node]``, each a field of :class:`NodeConfig`.
-_TABLES = ("site", "replication")
+_TABLES = ("site", "replication", "report")
 
 
 def _node_keys() -> set[str]:

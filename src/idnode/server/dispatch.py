@@ -18,7 +18,11 @@ Theory of operation
    identity, and its response goes back with the original opcode, the answer's request id
    and session id 0 (spec §0.6).
 4. Permissions come from HS_ADMIN values and HS_VLIST groups (:mod:`idnode.server.authz`).
-5. Every write of an identifier computes the record it will have and passes it to the
+5. Data permissions (:mod:`idnode.industry.grants`): resolution shows an instance's attribute
+   values to whom its grants admit (filtered out for others, as PUBLIC_READ filters); an
+   identity that is not an administrator of the record may still add, modify or remove
+   attribute values (index ≥ 2000) it has an edit grant for, and nothing else.
+6. Every write of an identifier computes the record it will have and passes it to the
    :class:`~idnode.industry.enforce.TemplateGuard` (metadata templates, template records),
    which refuses it with per-field errors or plans the write; the store call then runs in a
    :func:`~idnode.store.writectx.write_context` carrying the identity, the client address
@@ -61,6 +65,8 @@ from idnode.errors import (
 )
 from idnode.industry.directory import Pending
 from idnode.industry.enforce import TemplateGuard, WritePlan
+from idnode.industry.grants import GrantPolicy, RecordGrants
+from idnode.industry.layout import DATA_INDEX_START
 from idnode.protocol import auth
 from idnode.protocol import types as value_types
 from idnode.protocol.bodies import (
@@ -103,6 +109,7 @@ from idnode.server.negotiation import (
 from idnode.server.origin import PEER
 from idnode.server.ratelimit import ClientLimiter
 from idnode.server.replication import ReplicationSource, stream_sink
+from idnode.server.stats import ResolutionCounter
 from idnode.server.writes import BatchResult, Writes, batch_error, edited
 from idnode.store.base import HandleStore, handle_key, prefix_of
 from idnode.store.records import add_values_edit, modify_values_edit, remove_values_edit
@@ -148,6 +155,11 @@ _WRITES = _HANDLE_WRITES | {OpCode.HOME_NA, OpCode.UNHOME_NA}
 NOT_PRIMARY = "Not a primary server"
 WRONG_SERVER_HASH = "Request was hashed incorrectly"
 
+
+#: Value writes an edit grant can stand in for (never the HS_ADMIN ones).
+_GRANTABLE_WRITES = frozenset(
+    {AdminPermission.ADD_VALUE, AdminPermission.MODIFY_VALUE, AdminPermission.REMOVE_VALUE}
+)
 
 _SITE_TYPES = frozenset({"HS_SITE", "HS_SITE.6", "HS_SERV"})
 _DELEGATION_TYPES = frozenset({"HS_SITE.PREFIX", "HS_SERV.PREFIX", "HS_NA_DELEGATE"})
@@ -223,6 +235,10 @@ class Dispatcher:
         #: references on other nodes are read through ``resolver``.
         self.templates = TemplateGuard(store, is_local=self._holds, resolver=resolver, clock=clock)
         self.writes = Writes(store, self.templates, clock)
+        #: Successful resolutions per prefix per day (idnode.server.stats), flushed by the node.
+        self.counter = ResolutionCounter(clock)
+        #: Per-attribute data permissions; templates on other nodes come through ``resolver``.
+        self.grants = GrantPolicy(self.authorizer, self._template_record)
         self._random = random_bytes
         self._handlers: dict[int, Handler] = {
             OpCode.RESOLUTION: self._resolve,
@@ -320,6 +336,8 @@ class Dispatcher:
         if identity is not None and request.op in _WRITES:
             self.limiter.check_write(PEER.get())
         body = await handler(request, identity)
+        if isinstance(body, ResolutionResponse):  # statistics: one dict increment
+            self.counter.resolved(body.handle)
         return response_to(
             request, ResponseCode.SUCCESS, body, site_info_serial=self.node.site_serial
         )
@@ -555,26 +573,51 @@ class Dispatcher:
                 raise RecursionCountTooHigh()
             values = await self.resolver.resolve(body.handle, body.types, body.indexes)
             return ResolutionResponse(body.handle, values)
-        values = await self._record(body.handle)
+        record = await self._record(body.handle)
+        values = record
         if body.indexes or body.types:
             values = tuple(
                 v
                 for v in values
                 if v.index in body.indexes or any(v.type_matches(t) for t in body.types)
             )
+        grants = await self.grants.for_record(record)
+        governed = [v for v in values if grants.governs(v)]
+        if governed:
+            values = await self._granted(request, identity, grants, values)
         if request.has(OpFlag.PO):
-            values = tuple(v for v in values if v.public_read)
+            values = tuple(v for v in values if v.public_read or grants.governs(v))
         if not values:
             raise ValuesNotFound("")
-        restricted = [v for v in values if not v.public_read]
+        restricted = [v for v in values if not v.public_read and not grants.governs(v)]
         if restricted:
             if any(not v.admin_read for v in restricted):
                 raise InsufficientPermissions("a requested value is not readable")
             if identity is None:
                 raise AuthenticationRequired()
-            record = await self._record(body.handle)
             await self.authorizer.require(identity, record, AdminPermission.READ_VALUE)
         return ResolutionResponse(body.handle, values)
+
+    @staticmethod
+    async def _granted(
+        request: Message,
+        identity: Identity | None,
+        grants: RecordGrants,
+        values: tuple[HandleValue, ...],
+    ) -> tuple[HandleValue, ...]:
+        """``values`` without the governed ones the caller may not view (data permissions).
+
+        With PO, or for an identity, the hidden values are filtered out. An anonymous request
+        without PO for governed values an identity might see is challenged first (spec §1.11),
+        as for values with ADMIN_READ only."""
+        viewer = None if request.has(OpFlag.PO) else identity
+        shown = []
+        for v in values:
+            if not grants.governs(v) or await grants.can_view(viewer, v):
+                shown.append(v)
+            elif viewer is None and not request.has(OpFlag.PO):
+                raise AuthenticationRequired()
+        return tuple(shown)
 
     async def _site_info(self, request: Message, identity: Identity | None) -> Body:
         return SiteInfoBody(self.node.site_data)
@@ -735,7 +778,7 @@ class Dispatcher:
             else:
                 admin = self._is_admin_value(v)
                 perm = AdminPermission.ADD_ADMIN if admin else AdminPermission.ADD_VALUE
-            await self.authorizer.require(identity, record, perm)
+            await self._may_write(identity, record, perm, old if overwrite else None, v)
         values = self._stamp(body.values)
         after = edited(record, add_values_edit(body.handle, values, overwrite=overwrite))
         await self.writes.change(
@@ -761,7 +804,7 @@ class Dispatcher:
                 raise ValuesNotFound(f"no value at index {v.index}")
             admin = self._is_admin_value(old) or self._is_admin_value(v)
             perm = AdminPermission.MODIFY_ADMIN if admin else AdminPermission.MODIFY_VALUE
-            await self.authorizer.require(identity, record, perm)
+            await self._may_write(identity, record, perm, old, v)
         values = self._stamp(body.values)
         after = edited(record, modify_values_edit(body.handle, values))
         await self.writes.change(
@@ -787,7 +830,7 @@ class Dispatcher:
                 raise ValuesNotFound(f"no value at index {index}")
             admin = self._is_admin_value(old)
             perm = AdminPermission.REMOVE_ADMIN if admin else AdminPermission.REMOVE_VALUE
-            await self.authorizer.require(identity, record, perm)
+            await self._may_write(identity, record, perm, old, None)
         after = edited(record, remove_values_edit(body.handle, body.indexes))
         await self.writes.change(
             identity,
@@ -798,6 +841,45 @@ class Dispatcher:
             lambda: self.store.remove_values(body.handle, body.indexes),
         )
         return EmptyBody()
+
+    async def _may_write(
+        self,
+        identity: Identity,
+        record: tuple[HandleValue, ...],
+        perm: AdminPermission,
+        old: HandleValue | None,
+        new: HandleValue | None,
+    ) -> None:
+        """Raise unless ``identity`` may change ``old`` into ``new`` (either None for an add or
+        a remove): ``perm`` through the record's HS_ADMIN, or else, for an attribute value
+        (index ≥ 2000, the same attribute before and after) of an instance, an edit grant
+        for that attribute (:meth:`RecordGrants.can_edit`). The HS_ADMIN error stands
+        otherwise."""
+        try:
+            await self.authorizer.require(identity, record, perm)
+        except (InvalidAdmin, InsufficientPermissions):
+            if perm not in _GRANTABLE_WRITES:
+                raise
+            changed = [v for v in (old, new) if v is not None]
+            if any(v.index < DATA_INDEX_START for v in changed):
+                raise
+            if len({v.type.casefold() for v in changed}) != 1:
+                raise
+            grants = await self.grants.for_record(record)
+            if not await grants.can_edit(identity, changed[0].type):
+                raise
+
+    async def _template_record(self, handle: str) -> tuple[HandleValue, ...] | None:
+        """The record of template ``handle`` for its class grants: from the store when held
+        here, else through the resolver (public values); None when it cannot be read."""
+        if await self._holds(handle):
+            return await self.store.get_handle(handle)
+        if self.resolver is None:
+            return None
+        try:
+            return await self.resolver.resolve(handle)
+        except HandleError:
+            return None
 
     async def _holds(self, handle: str) -> bool:
         """Whether this server holds ``handle`` in its store (the guard reads it there)."""

@@ -47,6 +47,7 @@ from idnode.server.config import NodeConfig, SiteConfig
 from idnode.server.dispatch import Dispatcher, NodeIdentity
 from idnode.server.mirror import Mirror, Share
 from idnode.server.ratelimit import ClientLimiter, LimitSettings
+from idnode.server.stats import Reporter, StatsFlusher
 from idnode.server.transports import TransportLimits, UDPServer, serve_tcp, serve_udp
 from idnode.store import HandleStore, open_store
 
@@ -180,6 +181,11 @@ class Node:
         #: Follows the primary site when this node is a mirror (``[replication]``).
         self.mirror = self._mirror(site)
         self._mirror_task: asyncio.Task[None] | None = None
+        #: Flushes the statistics every ``stats_interval`` seconds and at close.
+        self.stats = StatsFlusher(store, self.dispatcher.counter, config.stats_interval)
+        #: Reports to the parent node (``[report]``); None when not configured.
+        self.reporter = self._reporter()
+        self._tasks: list[asyncio.Task[None]] = []
         self._bound: _Bound | None = None
         self._http: HTTPServer | None = None
         rules = tuple(_gs1_rule(text) for text in config.gs1_rules)
@@ -272,6 +278,9 @@ class Node:
         await self._publish_site()
         if self.mirror is not None:
             self._mirror_task = asyncio.create_task(self.mirror.run(), name="idnode-mirror")
+        self._tasks.append(asyncio.create_task(self.stats.run(), name="idnode-stats"))
+        if self.reporter is not None:
+            self._tasks.append(asyncio.create_task(self.reporter.run(), name="idnode-report"))
 
     def _identity(self, site: SiteInfo) -> NodeIdentity:
         """What the dispatcher says about this node: ``site`` and this node's place in it."""
@@ -329,6 +338,33 @@ class Node:
             interval=replication.interval,
         )
 
+    def _reporter(self) -> Reporter | None:
+        report = self.config.report
+        if report is None:
+            return None
+        secret = None
+        if report.secret_file is not None:
+            secret = (self.config.directory / report.secret_file).read_bytes().rstrip(b"\r\n")
+        return Reporter(
+            self.store,
+            report.parent,
+            report.identity,
+            key=self.key,
+            secret=secret,
+            interval=report.interval,
+            flusher=self.stats,
+        )
+
+    async def _stop_tasks(self) -> None:
+        """Stop the reporter, then the statistics flusher (which flushes a last time)."""
+        if self.reporter is not None:
+            self.reporter.stop()
+        self.stats.stop()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            with contextlib.suppress(TimeoutError):  # wait_for cancels a hung round
+                await asyncio.wait_for(task, 15.0)
+
     async def close(self) -> None:
         if self.mirror is not None and self._mirror_task is not None:
             self.mirror.stop()
@@ -339,6 +375,7 @@ class Node:
             await self._http.close()
             self._http = None
         await self._close_native()
+        await self._stop_tasks()
         await self.store.close()
 
     async def _close_native(self) -> None:

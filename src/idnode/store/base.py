@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from idnode.protocol.values import HandleValue
 
 if TYPE_CHECKING:
+    from idnode.store.stats import ChildReport, DayCount
     from idnode.store.txnlog import AuditEntry, Change, Txn, TxnLogState
     from idnode.store.writectx import IndexEntry
 
@@ -204,4 +205,43 @@ class HandleStore(Protocol):
 
     async def close(self) -> None:
         """Release connections and threads. Further calls are errors."""
+        ...
+
+    # -- statistics (schema 0004_stats.sql, idnode.store.stats) ------------------------------
+
+    async def add_stats(
+        self, counts: Sequence[DayCount], *, position: tuple[int, int] | None = None
+    ) -> bool:
+        """Add ``counts`` to the per prefix per day statistics (a row absent is created), in
+        one transaction. With ``position`` = (from, to), the same transaction moves the
+        statistics' position in the transaction log (:meth:`stats_position`) from ``from`` to
+        ``to``; if it is not at ``from`` (another flusher moved it), nothing is written and
+        the result is False. True otherwise."""
+        ...
+
+    async def stats_position(self) -> int:
+        """The last transaction-log id whose registrations the statistics hold (0 at first)."""
+        ...
+
+    async def stats(
+        self, prefix: str | None = None, since: str | None = None, until: str | None = None
+    ) -> list[DayCount]:
+        """The statistics per prefix per day, ordered by day then prefix key: of ``prefix``
+        only (case-insensitive) if given, of the UTC days ``since`` to ``until`` (inclusive,
+        ``YYYY-MM-DD``) if given."""
+        ...
+
+    async def put_child_report(
+        self, child: str, report: str, counts: Sequence[DayCount], received_ms: int
+    ) -> None:
+        """Keep the report of the child node ``child`` (its identity): ``report`` (JSON text)
+        replaces the child's last one, and each of ``counts`` (the child's totals of one
+        prefix and day) replaces the row held for that prefix and day. One transaction."""
+        ...
+
+    async def child_reports(
+        self, since: str | None = None, until: str | None = None
+    ) -> list[ChildReport]:
+        """The children's last reports, ordered by child, each with the counts it reported
+        for the days ``since`` to ``until`` (inclusive) if given."""
         ...

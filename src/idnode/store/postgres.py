@@ -70,6 +70,7 @@ import asyncpg
 from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
 from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
+from idnode.store.accounts_sql import AccountRepository, StatementRepository, postgres_runner
 from idnode.store.base import handle_key
 from idnode.store.indexing import (
     IndexRow,
@@ -92,6 +93,7 @@ from idnode.store.pgdriver import (
     standby_reads_url,
     to_db,
 )
+from idnode.store.stats import ChildReport, DayCount
 from idnode.store.txnlog import (
     Action,
     AuditEntry,
@@ -781,3 +783,120 @@ class PostgresStore(rec.ValueEdits):
             return None if row is None else (int(row[0]), int(row[1]))
 
         return await self._run(query, write=False)
+
+    # -- accounts, enterprises, prefix applications (schema 0005) --------------------------
+    def accounts(self) -> AccountRepository:
+        """The accounts repository of this database (:mod:`~.accounts_sql`), run through
+        this store's pool with its transaction and retry rules."""
+        return StatementRepository(postgres_runner(self._run))
+
+    # -- statistics ------------------------------------------------------------------------
+    async def add_stats(
+        self, counts: Sequence[DayCount], *, position: tuple[int, int] | None = None
+    ) -> bool:
+        """Add ``counts`` (upsert-add) and move the log position from ``position[0]`` to
+        ``position[1]``; False, nothing written, if it was not at ``position[0]``."""
+        rows = [
+            (to_db(handle_key(c.prefix)), c.day, to_db(c.prefix), c.resolutions, c.registrations)
+            for c in counts
+        ]
+        rows.sort()  # one lock order for concurrent flushers
+
+        async def txn(conn: _Conn) -> bool:
+            if position is not None:
+                moved = _count(await conn.execute(_STATS_MOVE, position[1], position[0]))
+                if moved == 0:
+                    return False
+            if rows:
+                await conn.executemany(_STATS_ADD, rows)
+            return True
+
+        return await self._run(txn, write=True)
+
+    async def stats_position(self) -> int:
+        """The last log id whose registrations the statistics hold."""
+
+        async def query(conn: _Conn) -> int:
+            value = await conn.fetchval(_STATS_POSITION)
+            return 0 if value is None else int(value)
+
+        return await self._run(query, write=False)
+
+    async def stats(
+        self, prefix: str | None = None, since: str | None = None, until: str | None = None
+    ) -> list[DayCount]:
+        """The statistics of ``prefix`` (or all) for the days ``since``..``until``."""
+        key = None if prefix is None else to_db(handle_key(prefix))
+
+        async def query(conn: _Conn) -> list[DayCount]:
+            rows = await conn.fetch(_STATS_SELECT, key, since, until)
+            return [DayCount(from_db(r[0]), r[1], r[2], r[3]) for r in rows]
+
+        return await self._run(query, write=False)
+
+    async def put_child_report(
+        self, child: str, report: str, counts: Sequence[DayCount], received_ms: int
+    ) -> None:
+        """Keep ``child``'s report and replace its counts of the days given."""
+        who = to_db(child)
+        rows = sorted(
+            (who, to_db(handle_key(c.prefix)), c.day, to_db(c.prefix), c.resolutions,
+             c.registrations)
+            for c in counts
+        )  # fmt: skip
+
+        async def txn(conn: _Conn) -> None:
+            await conn.execute(_CHILD_REPORT_PUT, who, received_ms, to_db(report))
+            if rows:
+                await conn.executemany(_CHILD_STATS_PUT, rows)
+
+        await self._run(txn, write=True)
+
+    async def child_reports(
+        self, since: str | None = None, until: str | None = None
+    ) -> list[ChildReport]:
+        """Every child's last report with its counts of the days ``since``..``until``."""
+
+        async def query(conn: _Conn) -> list[ChildReport]:
+            counts: dict[str, list[DayCount]] = {}
+            for r in await conn.fetch(_CHILD_STATS_SELECT, since, until):
+                counts.setdefault(r[0], []).append(DayCount(from_db(r[1]), r[2], r[3], r[4]))
+            return [
+                ChildReport(from_db(r[0]), r[1], from_db(r[2]), tuple(counts.get(r[0], ())))
+                for r in await conn.fetch(_CHILD_REPORTS)
+            ]
+
+        return await self._run(query, write=True)  # one snapshot for both statements
+
+
+_STATS_ADD = (
+    "INSERT INTO stats_daily (prefix_key, day, prefix, resolutions, registrations)"
+    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (prefix_key, day) DO UPDATE"
+    " SET resolutions = stats_daily.resolutions + excluded.resolutions,"
+    " registrations = stats_daily.registrations + excluded.registrations"
+)
+_STATS_MOVE = "UPDATE stats_position SET last_txn_id = $1 WHERE id = 1 AND last_txn_id = $2"
+_STATS_POSITION = "SELECT last_txn_id FROM stats_position WHERE id = 1"
+# NULL parameters match everything.
+_STATS_SELECT = (
+    "SELECT prefix, day, resolutions, registrations FROM stats_daily"
+    " WHERE ($1::text IS NULL OR prefix_key = $1) AND ($2::text IS NULL OR day >= $2)"
+    " AND ($3::text IS NULL OR day <= $3) ORDER BY day, prefix_key"
+)
+_CHILD_REPORT_PUT = (
+    "INSERT INTO child_reports (child, received_ms, report) VALUES ($1, $2, $3)"
+    " ON CONFLICT (child) DO UPDATE"
+    " SET received_ms = excluded.received_ms, report = excluded.report"
+)
+_CHILD_STATS_PUT = (
+    "INSERT INTO child_stats (child, prefix_key, day, prefix, resolutions, registrations)"
+    " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (child, prefix_key, day) DO UPDATE"
+    " SET prefix = excluded.prefix, resolutions = excluded.resolutions,"
+    " registrations = excluded.registrations"
+)
+_CHILD_STATS_SELECT = (
+    "SELECT child, prefix, day, resolutions, registrations FROM child_stats"
+    " WHERE ($1::text IS NULL OR day >= $1) AND ($2::text IS NULL OR day <= $2)"
+    " ORDER BY child, day, prefix_key"
+)
+_CHILD_REPORTS = "SELECT child, received_ms, report FROM child_reports ORDER BY child"

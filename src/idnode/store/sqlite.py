@@ -31,6 +31,7 @@ from typing import TypeVar
 from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
 from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
+from idnode.store.accounts_sql import AccountRepository, StatementRepository, sqlite_runner
 from idnode.store.base import handle_key
 from idnode.store.indexing import (
     IndexRow,
@@ -41,6 +42,7 @@ from idnode.store.indexing import (
     write_meta,
 )
 from idnode.store.migrations import migrate
+from idnode.store.stats import ChildReport, DayCount
 from idnode.store.txnlog import (
     Action,
     AuditEntry,
@@ -636,3 +638,124 @@ class SQLiteStore(rec.ValueEdits):
             return None if row is None else (int(row[0]), int(row[1]))
 
         return await self._read(query)
+
+    # -- accounts, enterprises, prefix applications (schema 0005) --------------------------
+    def accounts(self) -> AccountRepository:
+        """The accounts repository of this database (:mod:`~.accounts_sql`), run through
+        this store's reader threads and writer thread."""
+        return StatementRepository(sqlite_runner(self._read, self._write))
+
+    # -- statistics ------------------------------------------------------------------------
+    async def add_stats(
+        self, counts: Sequence[DayCount], *, position: tuple[int, int] | None = None
+    ) -> bool:
+        """Add ``counts`` (upsert-add) and move the log position from ``position[0]`` to
+        ``position[1]``; False, nothing written, if it was not at ``position[0]``."""
+        rows = [
+            (handle_key(c.prefix), c.day, c.prefix, c.resolutions, c.registrations) for c in counts
+        ]
+
+        def txn(conn: sqlite3.Connection) -> bool:
+            if position is not None:
+                moved = conn.execute(_STATS_MOVE, (position[1], position[0])).rowcount
+                if moved == 0:
+                    return False
+            conn.executemany(_STATS_ADD, rows)
+            return True
+
+        return await self._write(txn)
+
+    async def stats_position(self) -> int:
+        """The last log id whose registrations the statistics hold."""
+
+        def query(conn: sqlite3.Connection) -> int:
+            row = conn.execute(_STATS_POSITION).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._read(query)
+
+    async def stats(
+        self, prefix: str | None = None, since: str | None = None, until: str | None = None
+    ) -> list[DayCount]:
+        """The statistics of ``prefix`` (or all) for the days ``since``..``until``."""
+        where, params = _stats_filter(prefix, since, until)
+        sql = f"{_STATS_SELECT}{where} ORDER BY day, prefix_key"
+
+        def query(conn: sqlite3.Connection) -> list[DayCount]:
+            return [DayCount(p, d, r, g) for p, d, r, g in conn.execute(sql, params)]
+
+        return await self._read(query)
+
+    async def put_child_report(
+        self, child: str, report: str, counts: Sequence[DayCount], received_ms: int
+    ) -> None:
+        """Keep ``child``'s report and replace its counts of the days given."""
+        rows = [
+            (child, handle_key(c.prefix), c.day, c.prefix, c.resolutions, c.registrations)
+            for c in counts
+        ]
+
+        def txn(conn: sqlite3.Connection) -> None:
+            conn.execute(_CHILD_REPORT_PUT, (child, received_ms, report))
+            conn.executemany(_CHILD_STATS_PUT, rows)
+
+        await self._write(txn)
+
+    async def child_reports(
+        self, since: str | None = None, until: str | None = None
+    ) -> list[ChildReport]:
+        """Every child's last report with its counts of the days ``since``..``until``."""
+        where, params = _stats_filter(None, since, until)
+        counts_sql = f"{_CHILD_STATS_SELECT}{where} ORDER BY child, day, prefix_key"
+
+        def query(conn: sqlite3.Connection) -> list[ChildReport]:
+            counts: dict[str, list[DayCount]] = {}
+            for child, p, d, r, g in conn.execute(counts_sql, params):
+                counts.setdefault(child, []).append(DayCount(p, d, r, g))
+            return [
+                ChildReport(child, received, report, tuple(counts.get(child, ())))
+                for child, received, report in conn.execute(_CHILD_REPORTS)
+            ]
+
+        return await self._read(query)
+
+
+_STATS_ADD = (
+    "INSERT INTO stats_daily (prefix_key, day, prefix, resolutions, registrations)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (prefix_key, day) DO UPDATE"
+    " SET resolutions = stats_daily.resolutions + excluded.resolutions,"
+    " registrations = stats_daily.registrations + excluded.registrations"
+)
+_STATS_MOVE = "UPDATE stats_position SET last_txn_id = ? WHERE id = 1 AND last_txn_id = ?"
+_STATS_POSITION = "SELECT last_txn_id FROM stats_position WHERE id = 1"
+_STATS_SELECT = "SELECT prefix, day, resolutions, registrations FROM stats_daily"
+_CHILD_REPORT_PUT = (
+    "INSERT INTO child_reports (child, received_ms, report) VALUES (?, ?, ?)"
+    " ON CONFLICT (child) DO UPDATE"
+    " SET received_ms = excluded.received_ms, report = excluded.report"
+)
+_CHILD_STATS_PUT = (
+    "INSERT INTO child_stats (child, prefix_key, day, prefix, resolutions, registrations)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (child, prefix_key, day) DO UPDATE"
+    " SET prefix = excluded.prefix, resolutions = excluded.resolutions,"
+    " registrations = excluded.registrations"
+)
+_CHILD_STATS_SELECT = "SELECT child, prefix, day, resolutions, registrations FROM child_stats"
+_CHILD_REPORTS = "SELECT child, received_ms, report FROM child_reports ORDER BY child"
+
+
+def _stats_filter(
+    prefix: str | None, since: str | None, until: str | None
+) -> tuple[str, tuple[str, ...]]:
+    """The WHERE clause (with a leading space, or empty) and parameters of a statistics query."""
+    conditions: list[str] = []
+    params: list[str] = []
+    for condition, value in (
+        ("prefix_key = ?", None if prefix is None else handle_key(prefix)),
+        ("day >= ?", since),
+        ("day <= ?", until),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            params.append(value)
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), tuple(params)

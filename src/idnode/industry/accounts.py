@@ -1,0 +1,457 @@
+"""Accounts, enterprises, enterprise prefixes and token login (spec §2.1 items 1, 2 and 7).
+
+Theory of operation
+-------------------
+An **account** is a login of the REST APIs: a username (at most 50 characters), a password
+(kept as a salted scrypt hash, compared in constant time), a :class:`Role`, the enterprise it
+belongs to (enterprise admins and apps) and the Handle **identity** (``index:handle``) it acts
+as. Nothing an account does bypasses the Handle layer: every write runs through
+:meth:`~idnode.server.dispatch.Dispatcher.execute` as that identity, so HS_ADMIN permissions,
+metadata templates, the write index and the audit trail apply exactly as over the native
+protocol.
+
+Roles: ``node_admin`` administers accounts, enterprises and prefixes (its identity should be
+a server administrator of the node, which homing a prefix needs); ``auditor`` reads them;
+``enterprise_admin`` and ``app`` write identifiers under their enterprise's prefixes, through
+the enterprise's admin group.
+
+An **enterprise** has a name, a contact, a status and the identity of its administrator. Its
+**prefix applications** follow this table (every change by a node admin, recorded with who and
+when; an enterprise admin may apply for its own enterprise)::
+
+    action    from                          to
+    apply     (none)                        applied
+    approve   applied                       active (hosted here) / approved (hosted elsewhere)
+    activate  approved                      active
+    suspend   active                        suspended
+    resume    suspended                     active
+    cancel    applied, approved, active,    cancelled
+              suspended
+
+Approving creates the prefix handle ``0.NA/<prefix>`` through the dispatcher as the node admin:
+an HS_ADMIN at 100 giving the enterprise's admin group ``200:0.NA/<prefix>`` the handle-admin
+permissions (ADD_HANDLE included), and that group, an HS_VLIST at 200 of the enterprise
+admin's identity and of every account of the enterprise. When the prefix is hosted here it is
+then homed (``HOME_NA``) and becomes active. An account created later for the enterprise is
+added to the group of each of its approved or active prefixes. Suspending or cancelling
+unhomes the prefix: the node stops serving it (301 to every request for its identifiers, on
+every write path) but keeps its records; resuming homes it again.
+
+**Tokens** (:class:`TokenStore`) are random 32-byte URL-safe strings valid for 24 hours, kept
+in memory: a token is a bearer credential, so not writing it anywhere is the safer default,
+and a restart only costs clients a new login (which SNMS clients do on -1 anyway). A node
+whose HTTP API is served by several processes would need them in the database instead.
+
+The SNMS hashed login (``/identity/token/v1``) sends ``sha256(sha256(plain) + "yyyy-MM-dd")``
+in lowercase hex. Checking it needs ``sha256(plain)``, which is therefore stored as well
+(``v1_digest``): it is password-equivalent for that login, as the scheme implies. Today's,
+yesterday's and tomorrow's dates (UTC) are accepted, for clients in other time zones.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from idnode.errors import (
+    AuthenticationFailed,
+    HandleNotFound,
+    InsufficientPermissions,
+    InvalidValue,
+)
+from idnode.protocol.bodies import Body, HandleRequest, ResolutionRequest, ValuesRequest
+from idnode.protocol.codes import AdminPermission, OpCode, OpFlag
+from idnode.protocol.message import Message
+from idnode.protocol.types.hs_admin import AdminRecord
+from idnode.protocol.types.hs_vlist import ValueList
+from idnode.protocol.values import HandleValue, Reference
+from idnode.server.authz import Identity
+from idnode.server.dispatch import Dispatcher
+from idnode.server.origin import PEER
+from idnode.store.accounts_sql import (
+    Account,
+    AccountRepository,
+    Enterprise,
+    PrefixApplication,
+    Transition,
+)
+
+__all__ = [
+    "ADMIN_GROUP_INDEX",
+    "ENTERPRISE_PERMISSIONS",
+    "TOKEN_LIFETIME",
+    "AccountService",
+    "PrefixState",
+    "Role",
+    "TokenStore",
+    "hash_password",
+    "new_account",
+    "parse_identity",
+    "v1_answer",
+    "verify_password",
+]
+
+#: Index of the enterprise admin group (HS_VLIST) on its prefix handles.
+ADMIN_GROUP_INDEX = 200
+#: What the enterprise group may do on its prefix handles and identifiers: everything but
+#: creating or deleting prefixes (as the node's own handle admins, idnode.bootstrap).
+ENTERPRISE_PERMISSIONS = 0x0FFF & ~(AdminPermission.ADD_NA | AdminPermission.DELETE_NA)
+#: Seconds a login token is valid (spec §2.4: 24 h).
+TOKEN_LIFETIME = 24 * 3600.0
+MAX_USERNAME = 50
+MAX_PASSWORD = 64
+_SCRYPT = (2**14, 8, 1)  # n, r, p: 16 MiB, about 50 ms
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+_PREFIX = re.compile(r"[0-9A-Za-z][0-9A-Za-z._-]*")
+
+
+class Role(enum.StrEnum):
+    NODE_ADMIN = "node_admin"
+    AUDITOR = "auditor"
+    ENTERPRISE_ADMIN = "enterprise_admin"
+    APP = "app"
+
+
+class PrefixState(enum.StrEnum):
+    APPLIED = "applied"
+    APPROVED = "approved"
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    CANCELLED = "cancelled"
+
+
+_S = PrefixState
+#: action → (states it may start from, state it leads to); approve picks active or approved.
+ACTIONS: dict[str, tuple[frozenset[PrefixState], PrefixState]] = {
+    "approve": (frozenset({_S.APPLIED}), _S.ACTIVE),
+    "activate": (frozenset({_S.APPROVED}), _S.ACTIVE),
+    "suspend": (frozenset({_S.ACTIVE}), _S.SUSPENDED),
+    "resume": (frozenset({_S.SUSPENDED}), _S.ACTIVE),
+    "cancel": (frozenset({_S.APPLIED, _S.APPROVED, _S.ACTIVE, _S.SUSPENDED}), _S.CANCELLED),
+}
+
+
+# -- passwords -------------------------------------------------------------------------------
+def hash_password(plain: str, salt: bytes | None = None) -> str:
+    """``scrypt$n$r$p$<salt hex>$<hash hex>`` of ``plain`` with a fresh 16-byte salt."""
+    n, r, p = _SCRYPT
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.scrypt(plain.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(plain: str, stored: str) -> bool:
+    """Whether ``plain`` matches ``stored`` (:func:`hash_password`), compared in constant
+    time; False for a malformed ``stored``."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        computed = hashlib.scrypt(
+            plain.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+            dklen=len(digest) // 2, maxmem=256 * 1024 * 1024,
+        )  # fmt: skip
+    except ValueError:
+        return False
+    return hmac.compare_digest(computed.hex(), digest)
+
+
+def _sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def v1_answer(plain: str, day: str) -> str:
+    """What an SNMS client sends to ``/identity/token/v1`` on ``day`` (``yyyy-MM-dd``)."""
+    return _sha256_hex(_sha256_hex(plain) + day)
+
+
+def parse_identity(text: str) -> Identity:
+    """``index:handle`` → Identity; InvalidValue otherwise."""
+    index, sep, handle = text.partition(":")
+    if not sep or not index.isdigit() or "/" not in handle:
+        raise InvalidValue(f"identity must be index:handle, e.g. 300:0.NA/88.118.8, not {text!r}")
+    return Identity(handle, int(index))
+
+
+def _check_name(what: str, text: str, limit: int) -> str:
+    if not (0 < len(text) <= limit) or not _NAME.fullmatch(text):
+        raise InvalidValue(f"{what} must be 1-{limit} of A-Z a-z 0-9 _ . @ - (not {text!r:.60})")
+    return text
+
+
+def _check_text(what: str, text: object, limit: int = 200) -> str:
+    if not isinstance(text, str) or len(text) > limit or any(ord(c) < 32 for c in text):
+        raise InvalidValue(f"{what} must be a text of at most {limit} printable characters")
+    return text
+
+
+def new_account(
+    username: str,
+    password: str,
+    role: str,
+    identity: str,
+    *,
+    enterprise_id: str | None = None,
+    now_ms: int | None = None,
+) -> Account:
+    """A checked :class:`Account` with its password hashed; InvalidValue when a field is not
+    acceptable (enterprise roles need ``enterprise_id``, the others must not have one)."""
+    _check_name("username", username, MAX_USERNAME)
+    if not (0 < len(password) <= MAX_PASSWORD):
+        raise InvalidValue(f"password must have 1-{MAX_PASSWORD} characters")
+    try:
+        checked_role = Role(role)
+    except ValueError as exc:
+        raise InvalidValue(f"role must be one of {', '.join(Role)}") from exc
+    parse_identity(identity)
+    needs_enterprise = checked_role in (Role.ENTERPRISE_ADMIN, Role.APP)
+    if needs_enterprise != (enterprise_id is not None):
+        raise InvalidValue(f"role {role} {'needs' if needs_enterprise else 'has no'} enterprise")
+    return Account(
+        username=username,
+        password_hash=hash_password(password),
+        v1_digest=_sha256_hex(password),
+        role=checked_role,
+        enterprise_id=enterprise_id,
+        identity=identity,
+        enabled=True,
+        created_ms=now_ms if now_ms is not None else int(time.time() * 1000),
+    )
+
+
+# -- tokens ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class _Token:
+    username: str
+    expires: float
+
+
+class TokenStore:
+    """Login tokens in memory: token → username, each valid :data:`TOKEN_LIFETIME` seconds.
+    Expired tokens are dropped when a new one is issued. The clock is injected."""
+
+    def __init__(
+        self, clock: Callable[[], float] = time.time, lifetime: float = TOKEN_LIFETIME
+    ) -> None:
+        self._clock = clock
+        self._lifetime = lifetime
+        self._tokens: dict[str, _Token] = {}
+
+    def issue(self, username: str) -> str:
+        now = self._clock()
+        self._tokens = {k: t for k, t in self._tokens.items() if t.expires > now}
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = _Token(username, now + self._lifetime)
+        return token
+
+    def username(self, token: str) -> str | None:
+        """The username ``token`` was issued to, None when unknown or expired."""
+        found = self._tokens.get(token)
+        if found is None or found.expires <= self._clock():
+            return None
+        return found.username
+
+
+# -- the service -----------------------------------------------------------------------------
+class AccountService:
+    """Login, and the administration of accounts, enterprises and prefixes, as the acting
+    account. Raises :class:`~idnode.errors.HandleError` subclasses: AuthenticationFailed
+    (login), InsufficientPermissions (role), InvalidValue / HandleNotFound /
+    HandleAlreadyExists (requests), and whatever the dispatcher raises for the writes."""
+
+    def __init__(
+        self,
+        repository: AccountRepository,
+        dispatcher: Dispatcher,
+        *,
+        tokens: TokenStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.repository = repository
+        self.dispatcher = dispatcher
+        self.tokens = tokens or TokenStore(clock)
+        self._clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # login ------------------------------------------------------------------------------
+    async def login(self, username: str, password: str, *, hashed: bool = False) -> str:
+        """A token for ``username``; ``hashed``: ``password`` is the v1 answer
+        (:func:`v1_answer`). A failure counts against the client's address in the
+        dispatcher's limiter, and a blocked address gets ServerBusy before any check."""
+        peer = PEER.get()
+        self.dispatcher.limiter.check_auth(peer)
+        account = await self.repository.get_account(username)
+        if (
+            account is None
+            or not account.enabled
+            or not self._password_ok(account, password, hashed)
+        ):
+            self.dispatcher.limiter.auth_failed(peer)
+            raise AuthenticationFailed("wrong username or password")
+        return self.tokens.issue(account.username)
+
+    def _password_ok(self, account: Account, password: str, hashed: bool) -> bool:
+        if not hashed:
+            return verify_password(password, account.password_hash)
+        today = datetime.fromtimestamp(self._clock(), UTC).date()
+        days = (today + timedelta(days=d) for d in (0, -1, 1))
+        answers = [_sha256_hex(account.v1_digest + d.isoformat()) for d in days]
+        return any(hmac.compare_digest(password.lower(), a) for a in answers)
+
+    async def authenticate(self, token: str) -> Account:
+        """The enabled account ``token`` was issued to; AuthenticationFailed otherwise."""
+        username = self.tokens.username(token)
+        account = None if username is None else await self.repository.get_account(username)
+        if account is None or not account.enabled:
+            raise AuthenticationFailed("not logged in, or the token expired")
+        return account
+
+    @staticmethod
+    def require(account: Account, *roles: Role) -> None:
+        if account.role not in roles:
+            names = " or ".join(roles)
+            raise InsufficientPermissions(f"{account.username} ({account.role}) is not {names}")
+
+    # accounts and enterprises ----------------------------------------------------------
+    async def create_account(
+        self,
+        actor: Account,
+        username: str,
+        password: str,
+        role: str,
+        identity: str,
+        enterprise_id: str | None = None,
+    ) -> Account:
+        """Node admins create any account. An account of an enterprise with approved prefixes
+        joins their admin group (written as ``actor``)."""
+        self.require(actor, Role.NODE_ADMIN)
+        account = new_account(
+            username, password, role, identity, enterprise_id=enterprise_id, now_ms=self._now_ms()
+        )
+        if (
+            enterprise_id is not None
+            and await self.repository.get_enterprise(enterprise_id) is None
+        ):
+            raise HandleNotFound(f"no enterprise {enterprise_id!r}")
+        if not await self.repository.add_account(account):
+            raise InvalidValue(f"the username {username!r} is taken")
+        if enterprise_id is not None:
+            for application in await self.repository.list_applications(enterprise_id):
+                if application.state in (PrefixState.APPROVED, PrefixState.ACTIVE):
+                    await self._write_group(actor, application.prefix, enterprise_id)
+        return account
+
+    async def create_enterprise(
+        self, actor: Account, enterprise_id: str, name: str, contact: str, admin_identity: str
+    ) -> Enterprise:
+        self.require(actor, Role.NODE_ADMIN)
+        _check_name("enterprise id", enterprise_id, 50)
+        parse_identity(admin_identity)
+        enterprise = Enterprise(
+            enterprise_id, _check_text("name", name), _check_text("contact", contact),
+            "active", admin_identity, self._now_ms(),
+        )  # fmt: skip
+        if not await self.repository.add_enterprise(enterprise):
+            raise InvalidValue(f"the enterprise id {enterprise_id!r} is taken")
+        return enterprise
+
+    # prefixes ---------------------------------------------------------------------------
+    async def apply(
+        self, actor: Account, prefix: str, enterprise_id: str, *, hosted: bool = True
+    ) -> PrefixApplication:
+        """Apply for ``prefix`` for the enterprise: node admins for any, enterprise admins for
+        their own."""
+        self.require(actor, Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN)
+        if actor.role == Role.ENTERPRISE_ADMIN and actor.enterprise_id != enterprise_id:
+            raise InsufficientPermissions("an enterprise admin applies for its own enterprise")
+        if not _PREFIX.fullmatch(prefix) or len(prefix) > 128:
+            raise InvalidValue(f"not a prefix: {prefix!r:.60}")
+        if await self.repository.get_enterprise(enterprise_id) is None:
+            raise HandleNotFound(f"no enterprise {enterprise_id!r}")
+        application = PrefixApplication(
+            prefix, enterprise_id, PrefixState.APPLIED, hosted, actor.username, self._now_ms()
+        )
+        if not await self.repository.add_application(application):
+            raise InvalidValue(f"the prefix {prefix} has an application already")
+        return application
+
+    async def transition(self, actor: Account, prefix: str, action: str) -> PrefixApplication:
+        """Apply ``action`` (:data:`ACTIONS`) to ``prefix``'s application as a node admin,
+        with its effect on the node (create and home, home, unhome) before the state change
+        is recorded. InvalidValue when the current state does not allow it."""
+        self.require(actor, Role.NODE_ADMIN)
+        if action not in ACTIONS:
+            raise InvalidValue(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+        application = await self.repository.get_application(prefix)
+        if application is None:
+            raise HandleNotFound(f"no application for the prefix {prefix}")
+        sources, target = ACTIONS[action]
+        if application.state not in sources:
+            raise InvalidValue(f"cannot {action} a prefix that is {application.state}")
+        prefix = application.prefix
+        if action == "approve":
+            await self._write_prefix_handle(actor, application)
+            if not application.hosted:
+                target = PrefixState.APPROVED
+        homed, will_be_homed = application.state == PrefixState.ACTIVE, target == PrefixState.ACTIVE
+        if will_be_homed and not homed:
+            await self._execute(actor, OpCode.HOME_NA, HandleRequest(f"0.NA/{prefix}"))
+        elif homed and not will_be_homed:
+            await self._execute(actor, OpCode.UNHOME_NA, HandleRequest(f"0.NA/{prefix}"))
+        changed = await self.repository.set_prefix_state(
+            prefix, application.state, target, actor.username, self._now_ms()
+        )
+        if not changed:
+            raise InvalidValue(f"the prefix {prefix} changed state meanwhile; read it again")
+        return await self._application(prefix)
+
+    async def _application(self, prefix: str) -> PrefixApplication:
+        found = await self.repository.get_application(prefix)
+        if found is None:
+            raise HandleNotFound(f"no application for the prefix {prefix}")
+        return found
+
+    async def history(self, prefix: str) -> list[Transition]:
+        return await self.repository.transitions(prefix)
+
+    async def _execute(self, actor: Account, op: int, body: Body, flags: int = 0) -> Message:
+        request = Message(op=op, body=body, flags=flags)
+        return await self.dispatcher.execute(request, parse_identity(actor.identity))
+
+    async def _group(self, enterprise_id: str) -> HandleValue:
+        enterprise = await self.repository.get_enterprise(enterprise_id)
+        if enterprise is None:
+            raise HandleNotFound(f"no enterprise {enterprise_id!r}")
+        members = [enterprise.admin_identity]
+        members += [a.identity for a in await self.repository.list_accounts(enterprise_id)]
+        unique = [parse_identity(m) for m in dict.fromkeys(members)]
+        data = ValueList(tuple(Reference(i.handle, i.index) for i in unique)).to_bytes()
+        return HandleValue(ADMIN_GROUP_INDEX, "HS_VLIST", data)
+
+    async def _write_prefix_handle(self, actor: Account, application: PrefixApplication) -> None:
+        handle = f"0.NA/{application.prefix}"
+        admin = AdminRecord(ENTERPRISE_PERMISSIONS, handle, ADMIN_GROUP_INDEX).to_bytes()
+        values = (HandleValue(100, "HS_ADMIN", admin), await self._group(application.enterprise_id))
+        await self._execute(actor, OpCode.CREATE_HANDLE, ValuesRequest(handle, values))
+
+    async def _write_group(self, actor: Account, prefix: str, enterprise_id: str) -> None:
+        """Replace the admin group on ``0.NA/<prefix>`` by the enterprise's current members."""
+        group = await self._group(enterprise_id)
+        body = ValuesRequest(f"0.NA/{prefix}", (group,))
+        await self._execute(actor, OpCode.ADD_VALUE, body, OpFlag.OVRW)
+
+    async def resolve_as(self, account: Account, handle: str) -> tuple[HandleValue, ...]:
+        """``handle``'s values as ``account`` may see them (a RESOLUTION through the
+        dispatcher as its identity)."""
+        response = await self._execute(account, OpCode.RESOLUTION, ResolutionRequest(handle))
+        return tuple(getattr(response.body, "values", ()))
