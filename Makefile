@@ -1,9 +1,11 @@
-# idnode: `make run` starts a demo node, `make test` runs every check. Both set up .venv first.
+# idnode: `make run` starts the demo (a hierarchy of nodes; the enterprise node of 88.118.8 on
+# 127.0.0.1:2641 and HTTP 8000), `make test` runs every check. Both set up .venv first.
 # `make bench-import` runs the bulk-import benchmark (not part of `make test`).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-NODE   := var
+DEMO   := var
+NODE   := $(DEMO)/enterprise-a
 
 .PHONY: run test lint typecheck pytest clean bench-import fuzz
 
@@ -19,14 +21,15 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.run-deps
 
-$(NODE)/idnode.toml: | $(VENV)/.run-deps
-	$(BIN)/idnode init $(NODE) --prefix 88.118.8 --demo
-
-run: $(VENV)/.run-deps $(NODE)/idnode.toml
+# The demo topology (src/idnode/demo.py), made in $(DEMO)/ on first use: root 2638, secondary
+# nodes 2639-2640, the enterprise node 2641 (HTTP 8000), its mirror, a two-server site, a
+# recursive node 2645; a PV supply chain across two enterprises.
+run: $(VENV)/.run-deps
 	@echo
 	@echo "In another terminal (source $(BIN)/activate first, or prefix commands with $(BIN)/):"
 	@echo "  idnode resolve 88.118.8/PV-2026-000123"
 	@echo "  idnode resolve 88.118.8/PV-2026-000123 --tcp --json"
+	@echo "  idnode trace 88.118.8/PV-2026-000001 --direction up --http http://127.0.0.1:8000"
 	@echo "  idnode handle create 88.118.8/MY-1 --value 1:URL:https://example.com/my-1 \\"
 	@echo "      --as 301:0.NA/88.118.8 --key-file $(NODE)/admin-key.pem"
 	@echo "  idnode handle delete 88.118.8/MY-1 --as 300:0.NA/88.118.8 --secret-file $(NODE)/admin-secret"
@@ -34,7 +37,7 @@ run: $(VENV)/.run-deps $(NODE)/idnode.toml
 	@echo "In a browser: http://127.0.0.1:8000/88.118.8/PV-2026-000123 (add ?noredirect for the values),"
 	@echo "  http://127.0.0.1:8000/01/06912345678902 (GS1 Digital Link of the demo medical device)"
 	@echo
-	$(BIN)/idnode serve --config $(NODE)/idnode.toml
+	$(BIN)/idnode demo topology $(DEMO) --base-port 2638 --http-base 7997
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check src tests bench fuzz

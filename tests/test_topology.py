@@ -1,7 +1,7 @@
 """The demo topology (:mod:`idnode.demo`): every role of the hierarchy on 127.0.0.1.
 
 One topology serves the whole module (eight nodes on their own event loop in a thread); the
-test that stops and restarts enterprise-a comes last.
+failover test stops enterprise-a and starts it again before it ends.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ import httpx
 import pytest
 
 from idnode.client import HandleClient, NoPrimaryAvailable, PublicKeyCredentials, SiteClient
-from idnode.demo import HOSTED_HANDLES, NODES, SITE_B_HANDLES, DemoNode, setup_topology
+from idnode.demo import (
+    HOSTED_HANDLES,
+    NODES,
+    SITE_B_HANDLES,
+    DemoNode,
+    pv_chain,
+    pv_module,
+    setup_topology,
+)
 from idnode.errors import HandleNotFound, ServerNotResponsible
 from idnode.protocol.types.hs_pubkey import load_private_key
 from idnode.protocol.values import HandleValue
@@ -229,7 +237,7 @@ def _resolution(handle: str) -> Any:
     return ResolutionRequest(handle)
 
 
-# -- failover (stops and restarts enterprise-a: keep last) ---------------------------------
+# -- failover (stops and restarts enterprise-a) -------------------------------------------
 
 
 def test_mirror_serves_reads_when_the_primary_dies_then_catches_up(topology: Topology) -> None:
@@ -274,3 +282,24 @@ async def _snapshot(node: Node) -> dict[str, tuple[HandleValue, ...]]:
         out.update(page)
         after = page[-1][0]
     return out
+
+
+# -- the PV supply chain across enterprises ---------------------------------------------------
+
+
+def test_tracing_a_module_reaches_the_other_enterprise(topology: Topology) -> None:
+    """The module maker's node (enterprise-a) traces a module up to the polysilicon lot of the
+    wafer maker, whose prefix 88.118.9 is hosted on secondary-a: through its resolver."""
+    module = pv_module()
+    chain = {i.handle: i for i in pv_chain()}
+    http = topology.specs["enterprise-a"].http_port
+    reply = httpx.get(
+        f"http://{HOST}:{http}/api/trace/{module}",
+        params={"direction": "up", "depth": "6"},
+        timeout=TIMEOUT,
+    )
+    assert reply.status_code == 200, reply.text
+    handles = {node["handle"] for node in reply.json()["nodes"]}
+    kinds = {chain[h].template.id.rsplit("_", 1)[-1] for h in handles if h in chain}
+    assert kinds == {"MODULE", "CELL", "WAFER", "INGOT", "POLYSILICON"}
+    assert any(h.startswith("88.118.9/PS") for h in handles)

@@ -22,6 +22,15 @@ node               homes       role
 Node ``i`` (in that order) listens on UDP/TCP ``base_port + i`` and HTTP ``http_base + i``
 unless ``ports`` says otherwise. Creating the topology writes each node's directory once;
 running it again reuses them.
+
+A photovoltaic supply chain runs across two enterprises (the PV pack, :mod:`idnode.industry.
+packs.pv`): the industry's templates live on the secondary node (``88.118/META_PV_*``), the
+polysilicon lots, ingots and wafer lots of a wafer maker under the hosted prefix ``88.118.9``
+on secondary-a, the cell lots and modules of the module maker under ``88.118.8`` on
+enterprise-a. enterprise-a knows the root, so a trace of one of its modules
+(``idnode trace <module> --http ...``) walks up into the wafer maker's identifiers on the other
+node. The records are written with their index entries (:mod:`idnode.store.writectx`), as a
+registration through the node would write them.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -37,20 +47,31 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from idnode.bootstrap import init_node
+from idnode.bootstrap import HANDLE_ADMIN_PERMISSIONS, init_node
+from idnode.industry.enforce import index_entries
+from idnode.industry.history import TemplateHistory
+from idnode.industry.packs.base import Identifier
+from idnode.industry.packs.pv import PVPrefixes, generate, templates
+from idnode.industry.records import history_to_values
+from idnode.protocol.types.hs_admin import AdminRecord
 from idnode.protocol.types.hs_pubkey import PublicKeyData, load_private_key
 from idnode.protocol.types.hs_site import SiteInfo
-from idnode.protocol.values import HandleValue
+from idnode.protocol.values import HandleValue, encode_record
 from idnode.server.authz import Identity
 from idnode.server.config import NodeConfig, ReplicationConfig, ServerEntry, SiteConfig
 from idnode.server.node import Node, build_site
-from idnode.store import HandleStore, open_store
+from idnode.store import HandleStore, open_store, prefix_of
+from idnode.store.writectx import IndexEntry, WriteContext, write_context
 
 __all__ = [
     "HOSTED_HANDLES",
     "NODES",
+    "PV_LOTS",
+    "PV_PREFIXES",
     "SITE_B_HANDLES",
     "DemoNode",
+    "pv_chain",
+    "pv_module",
     "running_topology",
     "setup_topology",
 ]
@@ -85,6 +106,25 @@ SITE_B_HANDLES = {
         "PART-WIPER-MOTOR-7",
     )
 }
+
+
+#: Where the PV chain lives (see the module docstring), and how many polysilicon lots of it.
+PV_PREFIXES = PVPrefixes(
+    templates="88.118", polysilicon="88.118.9", wafer="88.118.9", cell="88.118.8", module="88.118.8"
+)
+PV_LOTS = 2
+#: Identifiers of one polysilicon lot in the PV stream (lot, ingots, wafers, cells, modules).
+_PV_LOT_SIZE = 107
+
+
+def pv_chain() -> list[Identifier]:
+    """The demo's PV identifiers, upstream first (deterministic)."""
+    return list(itertools.islice(generate(PV_PREFIXES, 0), _PV_LOT_SIZE * PV_LOTS))
+
+
+def pv_module() -> str:
+    """A module of the chain, to trace."""
+    return next(i.handle for i in pv_chain() if "MODULE" in i.template.id)
 
 
 @dataclass(frozen=True)
@@ -136,7 +176,9 @@ async def _create(paths: dict[str, Path], ports: Sequence[tuple[int, int]]) -> N
                 description=f"idnode demo {name}",
             )
         _configure(path, http_port=http_port)
-    _configure(paths["recursive"], roots=(f"127.0.0.1:{by_name['root'][0]}",))
+    root = f"127.0.0.1:{by_name['root'][0]}"
+    _configure(paths["recursive"], roots=(root,))
+    _configure(paths["enterprise-a"], roots=(root,))  # traces and templates on other nodes
     await _link_mirror(paths["enterprise-a"], paths["mirror-a"])
     await _make_site_b(paths["enterprise-b1"], paths["enterprise-b2"])
     await _host_prefix(paths["secondary-a"], "88.118", "88.118.9", HOSTED_HANDLES)
@@ -144,6 +186,8 @@ async def _create(paths: dict[str, Path], ports: Sequence[tuple[int, int]]) -> N
     await _delegate(paths["root"], "88.119", [paths["secondary-b"]])
     await _delegate(paths["secondary-a"], "88.118.8", [paths["enterprise-a"], paths["mirror-a"]])
     await _delegate(paths["secondary-b"], "88.119.1", [paths["enterprise-b1"]])
+    await _load_pv_chain({"88.118": paths["secondary-a"], "88.118.9": paths["secondary-a"],
+                          "88.118.8": paths["enterprise-a"]})  # fmt: skip
 
 
 def _configure(path: Path, **changes: Any) -> NodeConfig:
@@ -252,6 +296,29 @@ async def _host_prefix(
         await store.home_prefix(prefix)
         for handle, url in handles.items():
             await store.create_handle(handle, [_url(url)], overwrite=True)
+
+
+async def _load_pv_chain(holders: dict[str, Path]) -> None:
+    """Write the PV templates and chain into the stores of the nodes serving their prefixes,
+    each identifier administered by its prefix's admin group and carrying its index entries."""
+    records: dict[Path, list[tuple[str, tuple[HandleValue, ...]]]] = {}
+    entries: dict[str, frozenset[IndexEntry]] = {}
+    for template in templates(PV_PREFIXES):
+        history = TemplateHistory.start(template)
+        records.setdefault(holders[prefix_of(template.id)], []).append(
+            (template.id, history_to_values(history))
+        )
+    for identifier in pv_chain():
+        prefix = prefix_of(identifier.handle)
+        admin = AdminRecord(HANDLE_ADMIN_PERMISSIONS, f"0.NA/{prefix}", 200).to_bytes()
+        values = (*identifier.values, HandleValue(100, "HS_ADMIN", admin, timestamp=_now()))
+        records.setdefault(holders[prefix], []).append((identifier.handle, values))
+        entries[identifier.handle] = index_entries(identifier.template, identifier.values)[0]
+    context = WriteContext(actor="idnode demo", origin="setup", index=entries)
+    for path, items in records.items():
+        async with _store(path) as store:
+            with write_context(context):
+                await store.create_records([(h, encode_record(v)) for h, v in items])
 
 
 def _url(url: str) -> HandleValue:

@@ -199,7 +199,7 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
     secondary nodes (one hosting an enterprise prefix), an enterprise node with a mirror, a
     two-server enterprise site and a recursive node (in DIRECTORY, made on first use). Prints
     commands that resolve through them."""
-    from idnode.demo import running_topology, setup_topology
+    from idnode.demo import pv_module, running_topology, setup_topology
 
     async def run() -> None:
         nodes = await setup_topology(directory, base_port=base_port, http_base=http_base)
@@ -220,6 +220,8 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
                 "  idnode resolve 88.118.9/WAFER-LOT-2026-0311"
                 f" --server 127.0.0.1:{recursive.port}\n"
                 f"  curl http://127.0.0.1:{recursive.http_port}/api/handles/88.118.8/PCB-7731-A\n"
+                f"  idnode trace {pv_module()} --direction up"
+                f" --http http://127.0.0.1:{by_name['enterprise-a'].http_port}\n"
                 "Ctrl-C stops.",
                 err=True,
             )
