@@ -76,3 +76,20 @@ def test_tracked_addresses_are_bounded() -> None:
     for i in range(10_000):
         limits.check_write(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}:1")
     assert limits.tracked() == 100
+
+
+def test_pending_challenges_are_bounded_and_expire() -> None:
+    """A flood of unauthenticated administrative requests leaves at most ``capacity``
+    challenges (the oldest go first), each for ``timeout`` seconds."""
+    from idnode.protocol.bodies import HandleRequest
+    from idnode.protocol.message import Message
+    from idnode.server.challenges import Challenges
+
+    challenges = Challenges(timeout=60, capacity=100)
+    request = Message(op=101, body=HandleRequest("88.118.8/X"))
+    ids = [challenges.add(request, b"n" * 16, b"d" * 20, 1000.0) for _ in range(1000)]
+    assert len(challenges) == 100
+    assert challenges.take(ids[0], 1000.0) is None  # dropped to make room
+    assert challenges.take(ids[-1], 1000.0) is not None
+    assert challenges.take(ids[-2], 1061.0) is None  # expired
+    assert len(challenges) == 0
