@@ -48,7 +48,8 @@ IDNODE = str(Path(sys.executable).with_name("idnode"))
 class Minute:
     reads: list[float] = field(default_factory=list)
     writes: list[float] = field(default_factory=list)
-    errors: int = 0
+    read_errors: int = 0
+    write_errors: int = 0
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -93,7 +94,7 @@ def prepare(directory: Path, count: int, port: int) -> None:
 
 
 def worker(
-    index: int,
+    index: str,
     port: int,
     secret: bytes,
     count: int,
@@ -113,7 +114,7 @@ def worker(
             timeout=5.0,
             credentials=SecretKeyCredentials(f"0.NA/{PREFIX}", 300, secret),
         )
-        rng = random.Random(index)
+        rng = random.Random(index)  # the worker's name: "<minute>-<process>"
         start = time.monotonic()
         sent, made = 0, list[str]()
         batch: list[tuple[int, str, float | None]] = []
@@ -148,15 +149,21 @@ def worker(
 
 
 def run_load(
-    args: argparse.Namespace, port: int, secret: bytes, rate: float | None, seconds: float
+    args: argparse.Namespace,
+    port: int,
+    secret: bytes,
+    rate: float | None,
+    seconds: float,
+    label: str,
 ) -> tuple[list[tuple[int, str, float | None]], mp.Queue[Any]]:
+    """``args.workers`` load processes; ``label`` makes the handles they create unique."""
     results: mp.Queue[Any] = mp.Queue()
     share = None if rate is None else rate / args.workers
     procs = [
         mp.Process(
             target=worker,
             args=(
-                i,
+                f"{label}-{i}",
                 port,
                 secret,
                 args.identifiers,
@@ -219,7 +226,7 @@ def main() -> None:
         )
         wait_until_serving(port)
         print(f"machine: {os.cpu_count()} CPUs; {args.identifiers} identifiers; SQLite")
-        samples, _ = run_load(args, port, secret, None, args.peak_seconds)
+        samples, _ = run_load(args, port, secret, None, args.peak_seconds, "peak")
         ok = [s for s in samples if s[2] is not None]
         peak = len(ok) / args.peak_seconds
         if peak == 0:
@@ -228,22 +235,26 @@ def main() -> None:
         print(f"peak: {peak:,.0f} resolutions/s over UDP; soak at {target:,.0f} requests/s")
         print(f"baseline server RSS {rss_mb(server.pid):.1f} MB")
         print(
-            f"{'minute':>6} {'RSS MB':>8} {'requests':>9} {'errors':>7} "
+            f"{'minute':>6} {'RSS MB':>8} {'requests':>9} {'errors r/w':>11} "
             f"{'read p50 ms':>12} {'read p99 ms':>12} {'write p50 ms':>13} {'write p99 ms':>13}"
         )
         minutes = max(1, round(args.minutes))
         for minute in range(minutes):
-            samples, _ = run_load(args, port, secret, target, 60.0 * args.minutes / minutes)
+            seconds = 60.0 * args.minutes / minutes
+            samples, _ = run_load(args, port, secret, target, seconds, f"m{minute}")
             m = Minute()
             for _second, kind, latency in samples:
-                if latency is None:
-                    m.errors += 1
+                if latency is None and kind == "read":
+                    m.read_errors += 1
+                elif latency is None:
+                    m.write_errors += 1
                 elif kind == "read":
                     m.reads.append(latency * 1000)
                 else:
                     m.writes.append(latency * 1000)
             print(
-                f"{minute + 1:>6} {rss_mb(server.pid):>8.1f} {len(samples):>9} {m.errors:>7} "
+                f"{minute + 1:>6} {rss_mb(server.pid):>8.1f} {len(samples):>9} "
+                f"{f'{m.read_errors}/{m.write_errors}':>11} "
                 f"{percentile(m.reads, 0.5):>12.2f} {percentile(m.reads, 0.99):>12.2f} "
                 f"{percentile(m.writes, 0.5):>13.2f} {percentile(m.writes, 0.99):>13.2f}"
             )
