@@ -174,7 +174,6 @@ async def test_listings_are_in_byte_order_under_a_linguistic_default(
         (backend._SCAN, ("P/X", 10)),
         (backend._SET_RECORD, (b"", "P/X")),
         (backend._DELETE, ("P/X",)),
-        (backend._IS_HOMED, ("P",)),
         (backend._HOMED, ()),
     ],
 )

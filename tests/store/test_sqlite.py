@@ -68,7 +68,6 @@ def test_database_is_in_wal_mode(raw: sqlite3.Connection) -> None:
         (backend._SCAN, ("P/X", 10)),
         (backend._SET_RECORD, (b"", "P/X")),
         (backend._DELETE, ("P/X",)),
-        (backend._IS_HOMED, ("P",)),
     ],
 )
 def test_queries_search_an_index(

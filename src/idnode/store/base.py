@@ -126,7 +126,9 @@ class HandleStore(Protocol):
         ...
 
     async def is_homed(self, prefix: str) -> bool:
-        """Whether ``prefix`` is homed here (case-insensitive)."""
+        """Whether ``prefix`` is homed here (case-insensitive). Answered from memory: this
+        store's own home/unhome are seen at once, another process's within a second
+        (:mod:`~.homedcache`)."""
         ...
 
     async def txn_log(self, after: int, limit: int = 1000) -> list[Txn]:

@@ -72,6 +72,7 @@ from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.accounts_sql import AccountRepository, StatementRepository, postgres_runner
 from idnode.store.base import handle_key
+from idnode.store.homedcache import HomedCache
 from idnode.store.indexing import (
     IndexRow,
     WriteMeta,
@@ -166,7 +167,7 @@ _HOME = (
 )
 _UNHOME = "DELETE FROM homed_prefixes WHERE prefix_key = $1"
 _HOMED = "SELECT prefix FROM homed_prefixes ORDER BY prefix_key"
-_IS_HOMED = "SELECT TRUE FROM homed_prefixes WHERE prefix_key = $1"
+_HOMED_KEYS = "SELECT prefix_key FROM homed_prefixes"
 # The counter's row lock is held to COMMIT: ids are handed out in commit order.
 _NEXT_TXN_IDS = (
     "INSERT INTO txn_counter (id, last_txn_id) VALUES (1, $1) ON CONFLICT (id)"
@@ -313,6 +314,7 @@ class PostgresStore(rec.ValueEdits):
         self._standby_pool = standby_pool  # reads while no primary is reachable
         self._timeout = timeout
         self._closed = False
+        self._homed = HomedCache(self._homed_keys)
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> PostgresStore:
@@ -650,7 +652,10 @@ class PostgresStore(rec.ValueEdits):
             if _count(await conn.execute(_HOME, key, display)):
                 await _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)], meta)
 
-        await self._run(txn, write=True)
+        try:
+            await self._run(txn, write=True)
+        finally:
+            self._homed.invalidate()
 
     async def unhome_prefix(self, prefix: str) -> None:
         """Stop serving ``prefix``; HandleNotFound if it was not homed."""
@@ -662,20 +667,22 @@ class PostgresStore(rec.ValueEdits):
                 raise HandleNotFound(f"prefix not homed: {prefix}")
             await _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)], meta)
 
-        await self._run(txn, write=True)
+        try:
+            await self._run(txn, write=True)
+        finally:
+            self._homed.invalidate()
 
     async def homed_prefixes(self) -> list[str]:
         """All homed prefixes (as first homed), sorted by key."""
         return await self._column(_HOMED)
 
     async def is_homed(self, prefix: str) -> bool:
-        """Whether ``prefix`` is homed here (case-insensitive)."""
-        key = to_db(handle_key(prefix))
+        """Whether ``prefix`` is homed here (case-insensitive), from the in-memory set of
+        homed prefixes (:mod:`~.homedcache`)."""
+        return handle_key(prefix) in await self._homed.keys()
 
-        async def query(conn: _Conn) -> bool:
-            return await conn.fetchval(_IS_HOMED, key) is not None
-
-        return await self._run(query, write=False)
+    async def _homed_keys(self) -> list[str]:
+        return await self._column(_HOMED_KEYS)
 
     # -- transaction log and replication -----------------------------------------------------
     async def txn_log(self, after: int, limit: int = 1000) -> list[Txn]:
@@ -733,7 +740,10 @@ class PostgresStore(rec.ValueEdits):
             if source is not None:
                 await conn.execute(_SET_SOURCE, source, txn_id, date_ms)
 
-        await self._run(txn, write=True)
+        try:
+            await self._run(txn, write=True)
+        finally:
+            self._homed.invalidate()
 
     @staticmethod
     async def _apply(conn: _Conn, change: Change) -> None:

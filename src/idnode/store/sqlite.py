@@ -33,6 +33,7 @@ from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.accounts_sql import AccountRepository, StatementRepository, sqlite_runner
 from idnode.store.base import handle_key
+from idnode.store.homedcache import HomedCache
 from idnode.store.indexing import (
     IndexRow,
     WriteMeta,
@@ -84,7 +85,7 @@ _HOME = (
 )
 _UNHOME = "DELETE FROM homed_prefixes WHERE prefix_key = ?"
 _HOMED = "SELECT prefix FROM homed_prefixes ORDER BY prefix_key"
-_IS_HOMED = "SELECT 1 FROM homed_prefixes WHERE prefix_key = ?"
+_HOMED_KEYS = "SELECT prefix_key FROM homed_prefixes"
 _NEXT_TXN_IDS = (
     "INSERT INTO txn_counter (id, last_txn_id) VALUES (1, ?) ON CONFLICT (id)"
     " DO UPDATE SET last_txn_id = txn_counter.last_txn_id + excluded.last_txn_id"
@@ -226,6 +227,7 @@ class SQLiteStore(rec.ValueEdits):
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_conns_lock = threading.Lock()
         self._closed = False
+        self._homed = HomedCache(self._homed_keys)
 
     @classmethod
     async def open(
@@ -511,7 +513,10 @@ class SQLiteStore(rec.ValueEdits):
             if conn.execute(_HOME, row).rowcount:
                 _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)], meta)
 
-        await self._write(txn)
+        try:
+            await self._write(txn)
+        finally:
+            self._homed.invalidate()
 
     async def unhome_prefix(self, prefix: str) -> None:
         """Stop serving ``prefix``; HandleNotFound if it was not homed."""
@@ -523,20 +528,22 @@ class SQLiteStore(rec.ValueEdits):
                 raise HandleNotFound(f"prefix not homed: {prefix}")
             _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)], meta)
 
-        await self._write(txn)
+        try:
+            await self._write(txn)
+        finally:
+            self._homed.invalidate()
 
     async def homed_prefixes(self) -> list[str]:
         """All homed prefixes (as first homed), sorted by key."""
         return await self._column(_HOMED)
 
     async def is_homed(self, prefix: str) -> bool:
-        """Whether ``prefix`` is homed here (case-insensitive)."""
-        key = handle_key(prefix)
+        """Whether ``prefix`` is homed here (case-insensitive), from the in-memory set of
+        homed prefixes (:mod:`~.homedcache`)."""
+        return handle_key(prefix) in await self._homed.keys()
 
-        def query(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_IS_HOMED, (key,)).fetchone() is not None
-
-        return await self._read(query)
+    async def _homed_keys(self) -> list[str]:
+        return await self._column(_HOMED_KEYS)
 
     # -- transaction log and replication -----------------------------------------------------
     async def txn_log(self, after: int, limit: int = 1000) -> list[Txn]:
@@ -589,7 +596,10 @@ class SQLiteStore(rec.ValueEdits):
             if source is not None:
                 conn.execute(_SET_SOURCE, (source, txn_id, date_ms))
 
-        await self._write(txn)
+        try:
+            await self._write(txn)
+        finally:
+            self._homed.invalidate()
 
     @staticmethod
     def _replicated_row(change: Change) -> rec.Row | None:
