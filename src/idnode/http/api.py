@@ -37,7 +37,14 @@ from idnode.errors import HandleError
 from idnode.http.asgi import ASGIApp, Handler, HTTPError, Request, Response, Router
 from idnode.http.auth import Authenticator, AuthFailed
 from idnode.http.batch import BatchApi, batch_openapi_paths
-from idnode.http.common import JSON_TYPE, MethodNotAllowed, Params, render, to_http_error
+from idnode.http.common import (
+    JSON_TYPE,
+    MethodNotAllowed,
+    Params,
+    render,
+    to_http_error,
+    unknown_endpoint,
+)
 from idnode.http.handles import HandlesApi
 from idnode.http.native import NativeOverHttp
 from idnode.http.openapi import PathItems, add_path_items, openapi_document
@@ -154,8 +161,7 @@ class JsonApi:
         if found is None:
             if method == "OPTIONS":
                 return _options(request, ("OPTIONS",))
-            message = f"Unknown HTTP API endpoint {method} {request.raw_path}"
-            raise HTTPError(ResponseCode.PROTOCOL_ERROR, message, status=404)
+            raise unknown_endpoint(request)
         endpoint, rest = found
         allow = endpoint.allow(rest)
         if method == "OPTIONS":

@@ -27,13 +27,11 @@ from typing import Any
 
 from idnode.errors import HandleError
 from idnode.http.asgi import HTTPError, Request, Response
-from idnode.http.auth import Authenticator
-from idnode.http.common import Params, is_json, protocol_error, render
+from idnode.http.common import ApiEndpoint, Params, is_json, protocol_error, render
 from idnode.http.openapi_schemas import ref
 from idnode.jsonvalues import value_from_json
 from idnode.protocol.codes import ResponseCode
 from idnode.protocol.values import HandleValue
-from idnode.server.dispatch import Dispatcher
 
 __all__ = ["MAX_ITEMS", "BatchApi", "batch_openapi_paths"]
 
@@ -41,16 +39,8 @@ __all__ = ["MAX_ITEMS", "BatchApi", "batch_openapi_paths"]
 MAX_ITEMS = 2000
 
 
-class BatchApi:
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return ("POST", "OPTIONS")
-
-    def body_params(self, method: str) -> bool:
-        return False
+class BatchApi(ApiEndpoint):
+    methods = ("POST", "OPTIONS")
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         if rest:

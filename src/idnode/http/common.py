@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl
 
 from idnode.errors import HandleError
 from idnode.http.asgi import HTTPError, Request, Response
+from idnode.http.auth import Authenticator
 from idnode.protocol.bodies import Body
 from idnode.protocol.codes import ResponseCode
 from idnode.protocol.message import Message
@@ -32,6 +33,7 @@ from idnode.server.dispatch import Dispatcher
 
 __all__ = [
     "JSON_TYPE",
+    "ApiEndpoint",
     "MethodNotAllowed",
     "Params",
     "execute",
@@ -40,6 +42,7 @@ __all__ = [
     "protocol_error",
     "render",
     "to_http_error",
+    "unknown_endpoint",
 ]
 
 JSON_TYPE = "application/json; charset=UTF-8"
@@ -51,9 +54,36 @@ class MethodNotAllowed(HTTPError):
     """405 for a method the endpoint does not take; ``allow`` goes in the Allow header."""
 
     def __init__(self, request: Request, allow: tuple[str, ...]) -> None:
-        message = f"Unknown HTTP API endpoint {request.method} {request.raw_path}"
-        super().__init__(ResponseCode.PROTOCOL_ERROR, message, status=405)
+        super().__init__(ResponseCode.PROTOCOL_ERROR, _unknown_message(request), status=405)
         self.allow = allow
+
+
+def _unknown_message(request: Request) -> str:
+    return f"Unknown HTTP API endpoint {request.method} {request.raw_path}"
+
+
+def unknown_endpoint(request: Request) -> HTTPError:
+    """404 for a path below an endpoint that has no such resource."""
+    return HTTPError(ResponseCode.PROTOCOL_ERROR, _unknown_message(request), status=404)
+
+
+class ApiEndpoint:
+    """What the endpoints mounted in :class:`~idnode.http.api.JsonApi` share: the dispatcher
+    that runs their requests, the authenticator that says who asks, the methods they take
+    (:attr:`methods`, for 405 and the Allow header) and, unless a subclass says otherwise,
+    no parameters read from a form body by the router."""
+
+    methods: tuple[str, ...] = ("GET", "HEAD", "OPTIONS")
+
+    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
+        self.dispatcher = dispatcher
+        self.auth = auth
+
+    def allow(self, rest: str) -> tuple[str, ...]:
+        return self.methods
+
+    def body_params(self, method: str) -> bool:
+        return False
 
 
 def protocol_error(message: str, *, status: int = 400, handle: str | None = None) -> HTTPError:

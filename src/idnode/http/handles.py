@@ -34,8 +34,8 @@ from urllib.parse import unquote_to_bytes
 
 from idnode.errors import HandleError, InvalidValue, ValuesNotFound
 from idnode.http.asgi import HTTPError, Request, Response
-from idnode.http.auth import Authenticator
 from idnode.http.common import (
+    ApiEndpoint,
     Params,
     execute,
     is_json,
@@ -57,7 +57,6 @@ from idnode.protocol.bodies import (
 from idnode.protocol.codes import OpCode, OpFlag, ResponseCode
 from idnode.protocol.values import HandleValue
 from idnode.server.authz import Identity
-from idnode.server.dispatch import Dispatcher
 from idnode.store.base import handle_key
 
 __all__ = ["HandlesApi", "decode_path", "parse_put_body", "prefix_handle"]
@@ -102,16 +101,10 @@ def parse_put_body(handle: str, data: Any) -> list[HandleValue]:
     return values
 
 
-class HandlesApi:
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return _ALLOW
-
-    def body_params(self, method: str) -> bool:
-        return False  # POST reads them in __call__, so that its errors name the handle
+class HandlesApi(ApiEndpoint):
+    methods = _ALLOW
+    # No form parameters for the router: POST reads them in __call__, so that its errors
+    # name the handle.
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         """``rest``: the raw path after ``/api/handles/``."""

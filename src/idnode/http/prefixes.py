@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from idnode.errors import HandleError
 from idnode.http.asgi import HTTPError, Request, Response
-from idnode.http.auth import Authenticator
 from idnode.http.common import (
+    ApiEndpoint,
     MethodNotAllowed,
     Params,
     execute,
@@ -27,20 +27,14 @@ from idnode.http.common import (
 from idnode.http.handles import decode_path, prefix_handle
 from idnode.protocol.bodies import HandleListBody, HandleRequest
 from idnode.protocol.codes import OpCode
-from idnode.server.dispatch import Dispatcher
 
 __all__ = ["PrefixesApi"]
 
 _ALLOW = ("GET", "HEAD", "POST", "DELETE", "OPTIONS")
 
 
-class PrefixesApi:
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return _ALLOW
+class PrefixesApi(ApiEndpoint):
+    methods = _ALLOW
 
     def body_params(self, method: str) -> bool:
         return method in ("POST", "DELETE")

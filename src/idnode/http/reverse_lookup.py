@@ -28,11 +28,16 @@ from __future__ import annotations
 import re
 
 from idnode.http.asgi import HTTPError, Request, Response
-from idnode.http.auth import Authenticator
-from idnode.http.common import Params, parse_int, protocol_error, render
+from idnode.http.common import (
+    ApiEndpoint,
+    Params,
+    parse_int,
+    protocol_error,
+    render,
+    unknown_endpoint,
+)
 from idnode.protocol.codes import ResponseCode
 from idnode.protocol.values import HandleValue
-from idnode.server.dispatch import Dispatcher
 
 __all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ReverseLookupApi"]
 
@@ -64,24 +69,15 @@ def _matches(values: tuple[HandleValue, ...], fields: dict[str, list[re.Pattern[
     return True
 
 
-class ReverseLookupApi:
+class ReverseLookupApi(ApiEndpoint):
     """The ``/hrls/handles`` endpoint of :class:`~idnode.http.api.JsonApi`."""
 
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return _ALLOW
-
-    def body_params(self, method: str) -> bool:
-        return False
+    methods = _ALLOW
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         """``rest``: the raw path after ``/hrls/handles/`` (must be empty)."""
         if rest:
-            message = f"Unknown HTTP API endpoint {request.method} {request.raw_path}"
-            raise HTTPError(ResponseCode.PROTOCOL_ERROR, message, status=404)
+            raise unknown_endpoint(request)
         if await self.auth.identify(request) is None:
             raise HTTPError(ResponseCode.AUTHENTICATION_NEEDED, "Authentication needed")
         limit = min(_count(params, "limit", DEFAULT_LIMIT), MAX_LIMIT)

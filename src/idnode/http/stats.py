@@ -38,7 +38,15 @@ from typing import Any
 from idnode.errors import HandleError, InvalidAdmin
 from idnode.http.asgi import HTTPError, Request, Response
 from idnode.http.auth import Authenticator
-from idnode.http.common import Params, is_json, protocol_error, render, to_http_error
+from idnode.http.common import (
+    ApiEndpoint,
+    Params,
+    is_json,
+    protocol_error,
+    render,
+    to_http_error,
+    unknown_endpoint,
+)
 from idnode.protocol.codes import ResponseCode
 from idnode.server.authz import Identity
 from idnode.server.dispatch import Dispatcher
@@ -46,11 +54,6 @@ from idnode.server.stats import StatsFlusher, accept_report
 from idnode.store.stats import ChildReport, DayCount, valid_day
 
 __all__ = ["ReportApi", "StatsApi", "stats_json"]
-
-
-def _unknown(request: Request) -> HTTPError:
-    message = f"Unknown HTTP API endpoint {request.method} {request.raw_path}"
-    return HTTPError(ResponseCode.PROTOCOL_ERROR, message, status=404)
 
 
 def _day(params: Params, name: str) -> str | None:
@@ -90,23 +93,18 @@ async def _identify(auth: Authenticator, request: Request) -> Identity:
     return identity
 
 
-class StatsApi:
+class StatsApi(ApiEndpoint):
     """The ``/api/stats`` endpoint of :class:`~idnode.http.api.JsonApi`."""
 
+    methods = ("GET", "HEAD", "OPTIONS")
+
     def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
+        super().__init__(dispatcher, auth)
         self.flusher = StatsFlusher(dispatcher.store, dispatcher.counter)
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return ("GET", "HEAD", "OPTIONS")
-
-    def body_params(self, method: str) -> bool:
-        return False
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         if rest:
-            raise _unknown(request)
+            raise unknown_endpoint(request)
         identity = await _identify(self.auth, request)
         if not await self.dispatcher.authorizer.is_server_admin(identity):
             raise to_http_error(InvalidAdmin(f"{identity} is not a server administrator"))
@@ -123,22 +121,14 @@ class StatsApi:
         return render(params, {**answer, **stats_json(counts)})
 
 
-class ReportApi:
+class ReportApi(ApiEndpoint):
     """The ``/api/report`` endpoint of :class:`~idnode.http.api.JsonApi`."""
 
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return ("POST", "OPTIONS")
-
-    def body_params(self, method: str) -> bool:
-        return False
+    methods = ("POST", "OPTIONS")
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         if rest:
-            raise _unknown(request)
+            raise unknown_endpoint(request)
         identity = await _identify(self.auth, request)
         if not is_json(request):
             raise protocol_error("a report is application/json")

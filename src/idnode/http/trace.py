@@ -34,8 +34,15 @@ from typing import Any
 
 from idnode.errors import HandleError, InvalidAdmin
 from idnode.http.asgi import HTTPError, Request, Response
-from idnode.http.auth import Authenticator
-from idnode.http.common import Params, parse_int, protocol_error, render, to_http_error
+from idnode.http.common import (
+    ApiEndpoint,
+    Params,
+    parse_int,
+    protocol_error,
+    render,
+    to_http_error,
+    unknown_endpoint,
+)
 from idnode.http.handles import decode_path
 from idnode.industry.grants import GrantVisibility
 from idnode.industry.trace import (
@@ -46,7 +53,6 @@ from idnode.industry.trace import (
     Tracer,
 )
 from idnode.protocol.codes import ResponseCode
-from idnode.server.dispatch import Dispatcher
 from idnode.store.txnlog import AuditEntry
 
 __all__ = ["DEFAULT_AUDIT_LIMIT", "MAX_AUDIT_LIMIT", "AuditApi", "TraceApi", "trace_openapi_paths"]
@@ -58,23 +64,10 @@ MAX_AUDIT_LIMIT = 1000
 _ALLOW = ("GET", "HEAD", "OPTIONS")
 
 
-def _unknown(request: Request) -> HTTPError:
-    message = f"Unknown HTTP API endpoint {request.method} {request.raw_path}"
-    return HTTPError(ResponseCode.PROTOCOL_ERROR, message, status=404)
-
-
-class TraceApi:
+class TraceApi(ApiEndpoint):
     """The ``/api/trace`` endpoint of :class:`~idnode.http.api.JsonApi`."""
 
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return _ALLOW
-
-    def body_params(self, method: str) -> bool:
-        return False
+    methods = _ALLOW
 
     def tracer(self) -> Tracer:
         """A tracer over this node: its store, its resolver, the data permissions."""
@@ -90,7 +83,7 @@ class TraceApi:
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         """``rest``: the raw path after ``/api/trace/``: the handle."""
         if not rest:
-            raise _unknown(request)
+            raise unknown_endpoint(request)
         handle = decode_path(rest)
         depth = params.integer("depth", DEFAULT_DEPTH)
         if not 0 <= depth <= MAX_DEPTH:
@@ -120,22 +113,14 @@ def audit_entry_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-class AuditApi:
+class AuditApi(ApiEndpoint):
     """The ``/api/audit`` endpoint of :class:`~idnode.http.api.JsonApi`."""
 
-    def __init__(self, dispatcher: Dispatcher, auth: Authenticator) -> None:
-        self.dispatcher = dispatcher
-        self.auth = auth
-
-    def allow(self, rest: str) -> tuple[str, ...]:
-        return _ALLOW
-
-    def body_params(self, method: str) -> bool:
-        return False
+    methods = _ALLOW
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         if rest:
-            raise _unknown(request)
+            raise unknown_endpoint(request)
         identity = await self.auth.identify(request)
         if identity is None:
             raise HTTPError(ResponseCode.AUTHENTICATION_NEEDED, "Authentication needed")
