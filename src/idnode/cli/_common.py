@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 import click
 
@@ -57,3 +62,29 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def get_json(
+    url: str, *, base: str, timeout: float, basic: tuple[str, bytes] | None = None
+) -> dict[str, Any]:
+    """GET ``url`` from the node's HTTP interface at ``base`` as JSON, with HTTP Basic for
+    ``basic`` (identity ``index:handle``, secret) when given. An error answer or an
+    unreachable node becomes a ClickException with the node's message."""
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if basic is not None:
+        identity, secret = basic
+        user = quote(identity, safe="").encode() + b":" + secret
+        request.add_header("Authorization", "Basic " + base64.b64encode(user).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body: dict[str, Any] = json.load(response)
+            return body
+    except urllib.error.HTTPError as exc:
+        try:
+            error = json.load(exc)
+            detail = f"{error.get('message', '')} (response code {error.get('responseCode')})"
+        except ValueError:
+            detail = f"HTTP {exc.code}"
+        raise click.ClickException(detail) from exc
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise click.ClickException(f"cannot reach {base}: {exc}") from exc

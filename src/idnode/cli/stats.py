@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import click
 
-from idnode.cli._common import main
+from idnode.cli._common import get_json, main
 
 DEFAULT_HTTP = "http://127.0.0.1:8000"
 
@@ -64,10 +61,7 @@ def stats(
         query["children"] = "1"
     url = f"{http_url.rstrip('/')}/api/stats?{urlencode(query)}"
     secret = secret_file.read_bytes().rstrip(b"\r\n")
-    user = quote(identity, safe="").encode() + b":" + secret
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    request.add_header("Authorization", "Basic " + base64.b64encode(user).decode())
-    answer = _get(request, http_url, timeout)
+    answer = get_json(url, base=http_url, timeout=timeout, basic=(identity, secret))
     if as_json:
         click.echo(json.dumps(answer, ensure_ascii=False, indent=2))
     elif children:
@@ -88,19 +82,3 @@ def _table(rows: list[dict[str, Any]], indent: str = "") -> None:
             f"{indent}{row['day']:<10}  {row['prefix']:<20} {row['resolutions']:>12}"
             f" {row['registrations']:>14}"
         )
-
-
-def _get(request: urllib.request.Request, base: str, timeout: float) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body: dict[str, Any] = json.load(response)
-            return body
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.load(exc)
-            detail = f"{error.get('message', '')} (response code {error.get('responseCode')})"
-        except ValueError:
-            detail = f"HTTP {exc.code}"
-        raise click.ClickException(detail) from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise click.ClickException(f"cannot reach {base}: {exc}") from exc

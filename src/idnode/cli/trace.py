@@ -18,17 +18,14 @@ references (``attribute → handle``), downstream children what references it (`
 
 from __future__ import annotations
 
-import base64
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import click
 
-from idnode.cli._common import host_port, main, run_async
+from idnode.cli._common import get_json, host_port, main, run_async
 from idnode.client import HandleClient, SecretKeyCredentials
 from idnode.errors import InsufficientPermissions
 from idnode.industry.trace import (
@@ -120,23 +117,8 @@ def _trace_http(
 ) -> dict[str, Any]:
     query = urlencode({"depth": depth, "direction": direction})
     url = f"{base.rstrip('/')}/api/trace/{quote(handle, safe='/')}?{query}"
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    if identity is not None and secret is not None:
-        user = quote(identity, safe="").encode() + b":" + secret
-        request.add_header("Authorization", "Basic " + base64.b64encode(user).decode())
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            body: dict[str, Any] = json.load(response)
-            return body
-    except urllib.error.HTTPError as exc:
-        try:
-            error = json.load(exc)
-            detail = f"{error.get('message', '')} (response code {error.get('responseCode')})"
-        except ValueError:
-            detail = f"HTTP {exc.code}"
-        raise click.ClickException(detail) from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise click.ClickException(f"cannot reach {base}: {exc}") from exc
+    basic = (identity, secret) if identity is not None and secret is not None else None
+    return get_json(url, base=base, timeout=timeout, basic=basic)
 
 
 def _trace_native(
