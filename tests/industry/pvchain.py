@@ -8,14 +8,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable
 
+from idnode.industry import enforce
 from idnode.industry.history import TemplateHistory
 from idnode.industry.packs.base import Identifier
 from idnode.industry.packs.pv import PVPrefixes, generate, templates
 from idnode.industry.records import history_to_values
-from idnode.industry.trace import references_in
 from idnode.protocol.values import HandleValue, encode_record
-from idnode.store.base import HandleStore, handle_key
-from idnode.store.writectx import IndexEntry, IndexKind, WriteContext, write_context
+from idnode.store.base import HandleStore
+from idnode.store.writectx import IndexEntry, WriteContext, write_context
 
 __all__ = [
     "LOT_SIZE",
@@ -42,17 +42,9 @@ def template_values() -> dict[str, tuple[HandleValue, ...]]:
 
 
 def index_entries(identifier: Identifier) -> frozenset[IndexEntry]:
-    """REFERENCE entries of its reference attributes, UNIQUE entries of its unique ones."""
-    entries = {
-        IndexEntry(IndexKind.REFERENCE, handle_key(target), attribute)
-        for target, attribute in references_in(identifier.template, identifier.values)
-    }
-    for key, text in identifier.fields().items():
-        attr = identifier.template.attribute(key)
-        if attr is not None and attr.unique:
-            unique = f"{handle_key(identifier.template.id)} {attr.key} {text}"
-            entries.add(IndexEntry(IndexKind.UNIQUE, unique))
-    return frozenset(entries)
+    """REFERENCE entries of its reference attributes, UNIQUE entries of its unique ones, as
+    the template guard computes them for a write."""
+    return enforce.index_entries(identifier.template, identifier.values)[0]
 
 
 async def load(
