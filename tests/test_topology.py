@@ -7,97 +7,34 @@ failover test stops enterprise-a and starts it again before it ends.
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
-from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 
-from idnode.client import HandleClient, NoPrimaryAvailable, PublicKeyCredentials, SiteClient
+from idnode.client import HandleClient, NoPrimaryAvailable, SiteClient
 from idnode.demo import (
     HOSTED_HANDLES,
-    NODES,
     SITE_B_HANDLES,
-    DemoNode,
     pv_chain,
     pv_module,
-    setup_topology,
 )
 from idnode.errors import HandleNotFound, ServerNotResponsible
-from idnode.protocol.types.hs_pubkey import load_private_key
 from idnode.protocol.values import HandleValue
-from idnode.resolver import Hop, Resolver
+from idnode.resolver import Hop
 from idnode.resolver.recursive import ReferralLoop
-from idnode.server.config import NodeConfig
 from idnode.server.node import Node
+from tests.topology import HOST, TIMEOUT, Topology, running_topology
 
-T = TypeVar("T")
-HOST = "127.0.0.1"
-TIMEOUT = 5.0
 PV = "88.118.8/PV-2026-000123"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Topology:
-    specs: dict[str, DemoNode]
-    loop: asyncio.AbstractEventLoop
-    nodes: dict[str, Node] = field(default_factory=dict)
-
-    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def port(self, name: str) -> int:
-        return self.specs[name].port
-
-    def start(self, name: str) -> None:
-        async def start() -> None:
-            node = await Node.open(NodeConfig.load(self.specs[name].config_path))
-            await node.start()
-            self.nodes[name] = node
-
-        self.call(start())
-
-    def stop(self, name: str) -> None:
-        self.call(self.nodes.pop(name).close())
-
-    def credentials(self, name: str) -> PublicKeyCredentials:
-        path = self.specs[name].config_path.parent
-        key = load_private_key((path / "admin-key.pem").read_bytes())
-        return PublicKeyCredentials(f"0.NA/{self.specs[name].prefix}", 301, key)
-
-    def resolver(self, **kwargs: Any) -> Resolver:
-        return Resolver([f"{HOST}:{self.port('root')}"], timeout=TIMEOUT, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    directory = tmp_path_factory.mktemp("topology")
-    ports = [(free_port(), free_port()) for _ in NODES]
-    specs = asyncio.run(setup_topology(directory, ports=ports))
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="idnode-topology", daemon=True)
-    thread.start()
-    topology = Topology({spec.name: spec for spec in specs}, loop)
-    try:
-        for spec in specs:
-            topology.start(spec.name)
+    with running_topology(tmp_path_factory.mktemp("topology")) as topology:
         yield topology
-    finally:
-        for name in list(topology.nodes):
-            topology.stop(name)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def wait_for(condition: Any, what: str, seconds: float = 20.0) -> float:

@@ -21,8 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
+from idnode.crypto.keys import generate_key
 from idnode.protocol.codes import AdminPermission, Permission
 from idnode.protocol.types.hs_admin import AdminRecord
 from idnode.protocol.types.hs_pubkey import PublicKeyData, dump_private_key_pem
@@ -98,11 +97,13 @@ async def init_node(
     description: str = "idnode",
     database: str = "idnode.db",
     key_passphrase_file: Path | None = None,
+    key_type: str = "rsa",
 ) -> InitResult:
     """Create a node in ``directory`` (which must not hold one already). ``database`` is a
     SQLite file (relative to ``directory``) or a ``postgresql://`` URL of an existing, empty
     database. With ``key_passphrase_file`` the server and admin keys are written encrypted
-    with the passphrase in that file, and the configuration names the file."""
+    with the passphrase in that file, and the configuration names the file. ``key_type`` is
+    the kind of both keys: ``rsa`` (2048 bits), ``dsa`` (2048 bits) or ``sm2``."""
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "idnode.toml"
     if config_path.exists():
@@ -124,8 +125,8 @@ async def init_node(
     )
     passphrase = config.server_key_passphrase() if key_passphrase_file is not None else None
 
-    server_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    admin_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    server_key = generate_key(key_type)
+    admin_key = generate_key(key_type)
     secret = secrets.token_urlsafe(24).encode("ascii")
     _write_private(config.server_key_path, dump_private_key_pem(server_key, passphrase))
     _write_private(directory / "admin-key.pem", dump_private_key_pem(admin_key, passphrase))

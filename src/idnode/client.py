@@ -40,8 +40,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from idnode.certified import CERTIFIED_FLAGS, ServerKeys, check_response
 from idnode.errors import (
     AuthenticationFailed,
     AuthenticationRequired,
@@ -77,6 +78,9 @@ from idnode.protocol.types.hs_site import (
     address_from_bytes,
 )
 from idnode.protocol.values import HandleValue
+
+if TYPE_CHECKING:
+    from idnode.client_session import SessionClient
 
 __all__ = [
     "Attempt",
@@ -239,6 +243,10 @@ class HandleClient(HandleOperations):
     ``tcp`` chooses TCP for every request; otherwise queries go over UDP (retried
     ``retries`` times, each attempt waiting ``timeout``) and administration over TCP, as the
     reference client does. :meth:`for_sites` makes a client for several sites instead.
+
+    With ``verify_with`` (the server's keys from its HS_SITE, :class:`ServerKeys`) every
+    request asks for a certified answer (CT and RD) and an answer that is unsigned or whose
+    signature does not verify raises :class:`~idnode.certified.UnverifiedAnswer`.
     """
 
     def __init__(
@@ -250,6 +258,7 @@ class HandleClient(HandleOperations):
         timeout: float = 5.0,
         retries: int = 2,
         credentials: Credentials | None = None,
+        verify_with: ServerKeys | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -257,12 +266,21 @@ class HandleClient(HandleOperations):
         self.timeout = timeout
         self.retries = retries
         self.credentials = credentials
+        self.verify_with = verify_with
 
     @staticmethod
     def for_sites(sites: Sequence[SiteInfo], **kwargs: Any) -> SiteClient:
         """A client for several sites instead of one server: a :class:`SiteClient` (keyword
         arguments as SiteClient takes them)."""
         return SiteClient(sites, **kwargs)
+
+    def session(self, **kwargs: Any) -> SessionClient:
+        """A native session with this server (:class:`~idnode.client_session.SessionClient`,
+        keyword arguments as it takes them), to use as ``async with client.session() as s``:
+        many administrative requests authenticated once."""
+        from idnode.client_session import SessionClient
+
+        return SessionClient(self, **kwargs)
 
     # -- messages -----------------------------------------------------------------------------
 
@@ -281,6 +299,8 @@ class HandleClient(HandleOperations):
         Raises the :mod:`idnode.errors` class of an error response.
         """
         use_tcp = self.tcp or admin
+        if self.verify_with is not None:
+            flags |= CERTIFIED_FLAGS
         message = self.build(op, body, flags)
         reply = await self.exchange(message, use_tcp)
         if reply.response_code == ResponseCode.AUTHENTICATION_NEEDED:
@@ -288,7 +308,8 @@ class HandleClient(HandleOperations):
         return _success_body(reply)
 
     async def _authenticate(self, request: Message, challenge: Message, tcp: bool) -> Message:
-        return await self.exchange(self.challenge_answer(request, challenge), tcp)
+        answer = self.challenge_answer(request, challenge)
+        return await self.exchange(answer, tcp, original=request)
 
     def challenge_answer(self, request: Message, challenge: Message) -> Message:
         """The answer (op 200) to ``challenge``, the 402 response to ``request``, signed with
@@ -320,11 +341,16 @@ class HandleClient(HandleOperations):
             session_id=challenge.session_id
         )
 
-    async def exchange(self, message: Message, tcp: bool) -> Message:
-        """Send one message and return the (first) response to it."""
-        if tcp:
-            return await self._exchange_tcp(message)
-        return await self._exchange_udp(message)
+    async def exchange(
+        self, message: Message, tcp: bool, *, original: Message | None = None
+    ) -> Message:
+        """Send one message and return the (first) response to it, checked against
+        ``verify_with`` when the message asks for a certified answer (``original``: the
+        request a challenge answer ``message`` authenticates, whose digest the answer bears)."""
+        reply = await (self._exchange_tcp(message) if tcp else self._exchange_udp(message))
+        if self.verify_with is not None and message.has(OpFlag.CT):
+            check_response(reply, message, self.verify_with, original=original)
+        return reply
 
     async def _exchange_tcp(self, message: Message) -> Message:
         async with asyncio.timeout(self.timeout):
@@ -562,6 +588,9 @@ class SiteClient(HandleOperations):
     is how long a server that did not answer is tried last; ``clock`` (monotonic seconds)
     times that; ``trace`` is called with every :class:`Attempt`. ``credentials`` and ``tcp``
     are as for :class:`HandleClient`. :meth:`discover` builds one from server addresses.
+    With ``certified``, every answer must be signed by a key its site's HS_SITE publishes
+    (``verify_with`` of :class:`HandleClient`); one that is not is garbage: the next site
+    is asked.
     """
 
     def __init__(
@@ -575,7 +604,9 @@ class SiteClient(HandleOperations):
         down_for: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         trace: Callable[[Attempt], None] | None = None,
+        certified: bool = False,
     ) -> None:
+        self.certified = certified
         self.sites = tuple(s for s in sites if s.servers)
         if not self.sites:
             raise ValueError("at least one site with servers is needed")
@@ -739,6 +770,7 @@ class SiteClient(HandleOperations):
             timeout=attempt,
             retries=self.retries,
             credentials=self.credentials,
+            verify_with=ServerKeys.for_site(self.sites[index]) if self.certified else None,
         )
         try:
             result = await client.request(op, body, flags=flags, admin=admin)

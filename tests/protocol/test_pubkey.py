@@ -73,7 +73,9 @@ def test_recorded_keys_decode_match_and_reencode(data: bytes, pem: bytes) -> Non
     assert decoded.to_bytes() == data
     key = load_pem_public_key(pem)
     assert isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey)
-    assert decoded.to_public_key().public_numbers() == key.public_numbers()
+    public = decoded.to_public_key()
+    assert isinstance(public, rsa.RSAPublicKey | dsa.DSAPublicKey)
+    assert public.public_numbers() == key.public_numbers()
     assert PublicKeyData.from_public_key(key) == decoded
     assert PublicKeyData.from_public_key(key).to_bytes() == data
     assert parse("HS_PUBKEY", data) == decoded
@@ -123,7 +125,9 @@ def test_non_minimal_parameters_are_kept() -> None:
     padded = PublicKeyData(RSA_PUB_KEY, (b"\x00\x00" + d.params[0], d.params[1][1:]))
     again = PublicKeyData.from_bytes(padded.to_bytes())
     assert again == padded and again.to_bytes() == padded.to_bytes()
-    assert again.to_public_key().public_numbers() == d.to_public_key().public_numbers()
+    public, original = again.to_public_key(), d.to_public_key()
+    assert isinstance(public, rsa.RSAPublicKey) and isinstance(original, rsa.RSAPublicKey)
+    assert public.public_numbers() == original.public_numbers()
 
 
 def test_unknown_key_type_round_trips() -> None:

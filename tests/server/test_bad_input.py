@@ -24,7 +24,6 @@ from idnode.protocol.bodies import (
     RawBody,
     ResolutionRequest,
     ResolutionResponse,
-    SessionSetupRequest,
 )
 from idnode.protocol.codes import OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import ENVELOPE_SIZE, HEADER_SIZE, MAX_MESSAGE_LENGTH, Message
@@ -357,15 +356,12 @@ def test_huge_envelope_then_data_tcp(node: RunningNode) -> None:
 @pytest.mark.parametrize("tcp", [False, True], ids=["udp", "tcp"])
 @pytest.mark.parametrize(
     "op",
-    [9999, 0, int(OpCode.LIST_NA), int(OpCode.SESSION_SETUP), int(OpCode.BACKUP_SERVER)],
-    ids=["9999", "reserved-0", "list-na", "session-setup", "backup-server"],
+    [9999, 0, int(OpCode.LIST_NA), int(OpCode.BACKUP_SERVER)],
+    ids=["9999", "reserved-0", "list-na", "backup-server"],
 )
 def test_unsupported_opcode(node: RunningNode, tcp: bool, op: int) -> None:
-    if op == OpCode.SESSION_SETUP:
-        setup = SessionSetupRequest(2, 60, f"0.NA/{PREFIX}", 300)
-        data = Message(op=op, body=setup, request_id=0x71).encode()
-    else:
-        data = raw_message(op, b"\x00\x00\x00\x00", request_id=0x71)
+    # Sessions (op 400) are supported: tests/server/test_sessions.py.
+    data = raw_message(op, b"\x00\x00\x00\x00", request_id=0x71)
     if tcp:
         (reply,) = split_messages(tcp_exchange(node.port, data))
         assert_error_reply(reply.encode(), 0x71, ResponseCode.OPERATION_NOT_SUPPORTED)

@@ -10,11 +10,13 @@ from idnode.cli import (  # noqa: F401  (they register commands)
     admin,
     bulk,
     grants,
+    keys,
     node,
     resolve,
     stats,
     template,
     trace,
+    trust,
 )
 from idnode.cli._common import main
 

@@ -216,13 +216,16 @@ def pack(name: str, prefix: str, client: HandleClient) -> None:
 
     async def go() -> list[tuple[str, bool]]:
         out = []
-        for version in chosen.templates(prefixes):
-            history = TemplateHistory.start(version)
-            try:
-                await client.create_handle(version.id, [*history_to_values(history), admin])
-                out.append((version.id, True))
-            except HandleAlreadyExists:
-                out.append((version.id, False))
+        # One native session: the identity is challenged once for all the templates.
+        async with client.session() as session:
+            for version in chosen.templates(prefixes):
+                history = TemplateHistory.start(version)
+                values = [*history_to_values(history), admin]
+                try:
+                    await session.create_handle(version.id, values)
+                    out.append((version.id, True))
+                except HandleAlreadyExists:
+                    out.append((version.id, False))
         return out
 
     for handle, created in run_async(go()):

@@ -6,8 +6,8 @@ HTTP application.
 * native messages POSTed as ``application/x-hdl-message`` on any path (:mod:`.native`);
 * ``/api/handles/...`` (:mod:`.handles`), ``/api/prefixes`` (:mod:`.prefixes`),
   ``/api/sessions`` (:mod:`.session_api`), ``/api/trace/...`` and ``/api/audit``
-  (:mod:`.trace`), ``/api/stats`` and ``/api/report`` (:mod:`.stats`), ``/api/openapi.json``
-  (:mod:`.openapi`);
+  (:mod:`.trace`), ``/api/verify/...`` (:mod:`.verify`), ``/api/stats`` and ``/api/report``
+  (:mod:`.stats`), ``/api/openapi.json`` (:mod:`.openapi`);
 * ``/hrls/handles`` (:mod:`.reverse_lookup`), the reverse-lookup servlet pyhandle searches,
   answered like an endpoint under ``/api/`` (everything below applies to ``/hrls/`` too);
 * the SNMS-compatible API and ``/api/admin`` (:mod:`.snms`, before ``/api``) when the
@@ -55,6 +55,7 @@ from idnode.http.sessions import SessionStore
 from idnode.http.snms import snms_routes
 from idnode.http.stats import ReportApi, StatsApi
 from idnode.http.trace import AuditApi, TraceApi, trace_openapi_paths
+from idnode.http.verify import VerifyApi, verify_openapi_paths
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
 
@@ -77,6 +78,7 @@ def api_document(openapi_paths: PathItems = ()) -> dict[str, Any]:
     """The OpenAPI document served at ``/api/openapi.json``: the API, the batch, trace and
     audit endpoints and ``openapi_paths`` (e.g. the proxy's)."""
     document = add_path_items(openapi_document(openapi_paths), batch_openapi_paths())
+    document = add_path_items(document, verify_openapi_paths())
     return add_path_items(document, trace_openapi_paths())
 
 
@@ -124,6 +126,7 @@ class JsonApi:
             ("/api/prefixes", PrefixesApi(dispatcher, self.auth)),
             ("/api/sessions", _SessionsEndpoint(SessionsApi(self.auth))),
             ("/api/trace", TraceApi(dispatcher, self.auth)),
+            ("/api/verify", VerifyApi(dispatcher, self.auth)),
             ("/api/audit", AuditApi(dispatcher, self.auth)),
             ("/api/stats", StatsApi(dispatcher, self.auth)),
             ("/api/report", ReportApi(dispatcher, self.auth)),

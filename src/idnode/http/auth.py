@@ -12,7 +12,9 @@ nonce is the session's and whose request digest is the client's ``cnonce``).
   first ``:`` into index and handle (no digits before it: the whole name is the handle, index 0);
   the secret is compared as raw bytes, **not** percent-decoded (the reference server's rule).
 * ``Handle sessionId=..., id=..., type=..., cnonce=..., alg=..., signature=...``: see
-  :mod:`idnode.http.sessions` for the session store. ``sessionId`` alone reuses an
+  :mod:`idnode.http.sessions` for the session store. ``type="HS_PUBKEY"`` takes ``alg``
+  SHA256, SHA1 or MD5 with RSA/DSA, and ``SM3`` with an SM2 key (signature: SM2 with SM3 over
+  ``nonce || cnonce``, default identifier, 64-byte ``r || s``). ``sessionId`` alone reuses an
   authenticated session; with ``id`` etc. the answer is verified against that session's nonce.
 * Any other header, or credentials that do not verify: 401 (the reference server refuses the
   request before it runs), with ``responseCode`` 403 (authentication failed).
@@ -152,6 +154,9 @@ _SECKEY_ALGS = {
     "HMACSHA1": 0x12, "HMACSHA256": 0x13, "PBKDF2HMACSHA1": 0x22, "PBKDF2WITHHMACSHA1": 0x22,
 }  # fmt: skip
 _PUBKEY_HASH = {1: b"MD5", 2: b"SHA1", 3: b"SHA-256"}
+#: ``alg`` of an SM2 signature (SM2 with SM3, 64-byte ``r || s``): HS_PUBKEY only, checked as
+#: a native answer with hash name ``SM3`` (an idnode extension, as on the native protocol).
+_SM3_ALG = "SM3"
 
 
 def signed_response(
@@ -159,8 +164,13 @@ def signed_response(
 ) -> bytes | None:
     """The native ``signedResponse`` for a Handle-scheme answer (Java
     ``constructSignedResponse``): HS_SECKEY → algorithm byte + MAC (PBKDF2: salt, iterations,
-    key bits, MAC); HS_PUBKEY → hash name + signature. None for an unknown algorithm or type."""
+    key bits, MAC); HS_PUBKEY → hash name + signature (``alg="SM3"``: an SM2 signature, hash
+    name ``SM3``). None for an unknown algorithm or type."""
     key = alg.upper() if alg.upper() in _SECKEY_ALGS else re.sub(r"[^A-Z0-9]", "", alg.upper())
+    if key == _SM3_ALG:
+        if auth_type.upper() != "HS_PUBKEY":
+            return None
+        return Writer().utf8(_SM3_ALG).byte_array(signature).getvalue()
     code = _SECKEY_ALGS.get(key)
     if code is None:
         return None
@@ -252,5 +262,5 @@ class Authenticator:
             raise
         except HandleError as exc:
             raise AuthFailed(f"Identity not verified: {exc.message}", session=session) from exc
-        session.identity, session.auth_header = identity, header
+        self.sessions.authenticated(session, identity, header)
         return identity

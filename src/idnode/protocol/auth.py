@@ -7,9 +7,10 @@ clock. Randomness only in :func:`generate_nonce` and when a PBKDF2 salt is not p
 * Secret-key answers (spec §3.2): ``u8 alg`` + MAC over ``nonce || digest`` (no alg byte
   before 2.1). The digest is the raw hash, without its hash-type byte.
 * Public-key answers (spec §3.2, §0.3): ``UTF8 hashName`` + ``byte-array signature`` over
-  ``nonce || digest``; RSA PKCS#1 v1.5 or DSA (DER ``r, s``).
+  ``nonce || digest``; RSA PKCS#1 v1.5 or DSA (DER ``r, s``), or, an idnode extension, SM2
+  with hash name ``SM3`` (the 64-byte ``r || s`` of GB/T 32918.2, default identifier).
 * Message signatures (spec §0.1, §1.7, §3.3): ``HS_SIGNED`` credentials over
-  :func:`signed_bytes`. (Session ``HS_MAC`` credentials need the session key and are not here.)
+  :func:`signed_bytes`. (Session ``HS_MAC`` credentials: :mod:`idnode.protocol.session`.)
 
 Verifiers never raise on malformed input from the peer: a signed response or credential that
 cannot be parsed, names an unknown algorithm, or asks for excessive work verifies as ``False``,
@@ -31,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
+from idnode.crypto import sm2
 from idnode.errors import ProtocolViolation
 from idnode.protocol.credential import HS_DSAPUBKEY, HS_SIGNED, Credential
 from idnode.protocol.wire import Reader, Writer
@@ -38,10 +40,12 @@ from idnode.protocol.wire import Reader, Writer
 __all__ = [
     "MAX_PBKDF2_ITERATIONS",
     "MAX_PBKDF2_KEY_BITS",
+    "SM3_HASH_NAME",
     "DigestType",
     "PrivateKey",
     "PublicKey",
     "SecretKeyAlgorithm",
+    "VerifyingKey",
     "default_signature_hash",
     "digest_type_for_version",
     "generate_nonce",
@@ -61,8 +65,12 @@ __all__ = [
 ]
 
 Version = tuple[int, int]
-PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey
-PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey
+PrivateKey = rsa.RSAPrivateKey | dsa.DSAPrivateKey | sm2.Sm2PrivateKey
+PublicKey = rsa.RSAPublicKey | dsa.DSAPublicKey | sm2.Sm2PublicKey
+#: What the verifiers accept: any ``cryptography`` public key (only RSA/DSA verify) or SM2.
+VerifyingKey = PublicKeyTypes | sm2.Sm2PublicKey
+#: The hash name of SM2 signatures (SM2 with SM3, GB/T 32918.2; signature = 64-byte r || s).
+SM3_HASH_NAME: Final = "SM3"
 
 #: Upper bound on a peer-chosen PBKDF2 iteration count (CPU-abuse guard; Java clients use 10000).
 MAX_PBKDF2_ITERATIONS: Final = 1_000_000
@@ -267,7 +275,10 @@ _SIG_HASHES: Final[dict[bytes, type[hashes.HashAlgorithm]]] = {
 
 def default_signature_hash(version: Version, key: PrivateKey | PublicKey) -> str:
     """The hash name the Java reference signs with at ``version`` (challenge answers and
-    certified responses): ``SHA-256`` from 2.7, except ``SHA1`` for DSA keys before 2.11."""
+    certified responses): ``SHA-256`` from 2.7, except ``SHA1`` for DSA keys before 2.11.
+    SM2 keys always sign with ``SM3``."""
+    if isinstance(key, sm2.Sm2PrivateKey | sm2.Sm2PublicKey):
+        return SM3_HASH_NAME
     is_dsa = isinstance(key, dsa.DSAPrivateKey | dsa.DSAPublicKey)
     if _at_least(version, 2, 11) or (_at_least(version, 2, 7) and not is_dsa):
         return "SHA-256"
@@ -280,13 +291,17 @@ def sign_data(key: PrivateKey, hash_name: str, data: bytes) -> bytes:
     return _sign(key, hash_name, data)
 
 
-def verify_data(key: PublicKeyTypes, hash_name: bytes, signature: bytes, data: bytes) -> bool:
+def verify_data(key: VerifyingKey, hash_name: bytes, signature: bytes, data: bytes) -> bool:
     """Whether ``signature`` is ``key``'s :func:`sign_data` of ``data``; False for any unknown
     hash name or key type."""
     return _verify(key, hash_name, signature, data)
 
 
 def _sign(key: PrivateKey, hash_name: str, data: bytes) -> bytes:
+    if isinstance(key, sm2.Sm2PrivateKey):
+        if hash_name != SM3_HASH_NAME:
+            raise ValueError(f"SM2 keys sign with SM3, not {hash_name!r}")
+        return sm2.sign(key, data)
     algorithm = _SIG_HASHES.get(hash_name.encode("utf-8"))
     if algorithm is None:
         raise ValueError(f"unknown signature hash name {hash_name!r}")
@@ -297,7 +312,9 @@ def _sign(key: PrivateKey, hash_name: str, data: bytes) -> bytes:
     raise ValueError(f"cannot sign with {hash_name!r} and {type(key).__name__}")
 
 
-def _verify(key: PublicKeyTypes, hash_name: bytes, signature: bytes, data: bytes) -> bool:
+def _verify(key: VerifyingKey, hash_name: bytes, signature: bytes, data: bytes) -> bool:
+    if isinstance(key, sm2.Sm2PublicKey):
+        return hash_name == SM3_HASH_NAME.encode() and sm2.verify(key, data, signature)
     algorithm = _SIG_HASHES.get(hash_name)
     if algorithm is None:
         return False
@@ -324,7 +341,7 @@ def make_public_key_answer(
 
 
 def verify_public_key_answer(
-    public_key: PublicKeyTypes, nonce: bytes, digest: bytes, signed_response: bytes
+    public_key: VerifyingKey, nonce: bytes, digest: bytes, signed_response: bytes
 ) -> bool:
     """Check an HS_PUBKEY ``signedResponse`` (spec §3.2). Hash names: ``SHA1``, ``SHA-1``,
     ``SHA-256``, ``SHA256``, ``MD5`` (RSA only). ``False`` for a bad signature, a malformed
@@ -405,7 +422,7 @@ def sign_message(
 
 
 def verify_message_signature(
-    public_key: PublicKeyTypes,
+    public_key: VerifyingKey,
     credential: Credential,
     version: Version,
     suggested: Version,

@@ -26,7 +26,9 @@ After the success response, on the same TCP connection, the server writes a *sig
 for type 0 ``byte-array hashName`` (``SHA1``), then blocks. A block is a run of bytes followed
 by ``int4 length, signature``: the server's signature (``SHA1withRSA`` or ``SHA1withDSA``) over
 the bytes since the previous signature. The reference receiver accepts unsigned streams only
-inside TLS; idnode sends and accepts type 0.
+inside TLS; idnode sends and accepts type 0. A server whose key is SM2 (an idnode extension)
+names the hash ``SM3`` and signs each block with SM2 (the 64-byte ``r || s`` of GB/T 32918.2,
+default identifier), as its challenge answers do; the layout is otherwise the same.
 
 Transaction stream (format 1): block ``int4 1, int4 status`` (1 NEED_TO_REDUMP, 2
 SENDING_TRANSACTIONS); per transaction a block ``u8 1, int8 txnId, int4 n, n bytes handle, u8
@@ -53,6 +55,8 @@ from idnode.protocol.wire import Reader, Writer, check_uint
 
 __all__ = [
     "HASH_NAME",
+    "SHA1_HASH_NAMES",
+    "SM3_HASH_NAME",
     "DumpHandlesRequest",
     "DumpRecord",
     "NextTxnIdBody",
@@ -82,6 +86,10 @@ STREAM_TYPE_UNSIGNED: Final = -1
 STREAM_TYPE_TLS: Final = 0x544C5300
 #: The hash the reference server signs stream blocks with.
 HASH_NAME: Final = b"SHA1"
+#: The hash name of a stream signed with an SM2 key (SM2 with SM3).
+SM3_HASH_NAME: Final = b"SM3"
+#: The hash names a receiver accepts for RSA/DSA streams (the reference writes ``SHA1``).
+SHA1_HASH_NAMES: Final = frozenset({b"SHA1", b"SHA-1"})
 #: Upper bound on one length-prefixed item of a stream (the reference's MAX_ARRAY_SIZE is
 #: similar); a longer one is a malformed stream, not a reason to allocate.
 MAX_ITEM: Final = 16 * 1024 * 1024
@@ -226,14 +234,15 @@ class DumpHandlesRequest(_ReceiverShare):
 
 class SignedStreamWriter:
     """Builds a signed stream: :meth:`start`, then :meth:`block` per signed block.
-    ``sign`` signs bytes (e.g. ``functools.partial(auth.sign_data, key, "SHA1")``)."""
+    ``sign`` signs bytes (e.g. ``functools.partial(auth.sign_data, key, "SHA1")``) with the
+    hash ``hash_name`` names (:data:`SM3_HASH_NAME` for an SM2 key)."""
 
-    def __init__(self, sign: Callable[[bytes], bytes]) -> None:
+    def __init__(self, sign: Callable[[bytes], bytes], hash_name: bytes = HASH_NAME) -> None:
         self._sign = sign
+        self.hash_name = hash_name
 
-    @staticmethod
-    def start() -> bytes:
-        return _i32(STREAM_TYPE_SIGNED) + _i32(len(HASH_NAME)) + HASH_NAME
+    def start(self) -> bytes:
+        return _i32(STREAM_TYPE_SIGNED) + _i32(len(self.hash_name)) + self.hash_name
 
     def block(self, data: bytes) -> bytes:
         signature = self._sign(data)
@@ -250,11 +259,18 @@ class SignedStreamParser:
     after which the caller feeds more and retries from :meth:`mark` (the state is rewound).
 
     ``verify(signature, data)`` checks a block signature (the source server's public key);
-    a wrong one raises ProtocolViolation, as does an unsigned or TLS stream type.
+    a wrong one raises ProtocolViolation, as does an unsigned or TLS stream type, or a hash
+    name not in ``hash_names`` (the names the verifier's key signs with: SHA-1 for RSA/DSA,
+    ``{SM3_HASH_NAME}`` for SM2).
     """
 
-    def __init__(self, verify: Callable[[bytes, bytes], bool]) -> None:
+    def __init__(
+        self,
+        verify: Callable[[bytes, bytes], bool],
+        hash_names: frozenset[bytes] = SHA1_HASH_NAMES,
+    ) -> None:
         self._verify = verify
+        self._hash_names = hash_names
         self._buffer = bytearray()
         self._pos = 0
         self._block_start = 0
@@ -307,7 +323,7 @@ class SignedStreamParser:
         if stream_type != STREAM_TYPE_SIGNED:
             raise ProtocolViolation(f"unsupported replication stream type {stream_type:#x}")
         hash_name = self.item()
-        if hash_name not in (b"SHA1", b"SHA-1"):
+        if hash_name not in self._hash_names:
             raise ProtocolViolation(f"unsupported stream signature hash {hash_name!r}")
         self._block_start = self._pos
 

@@ -42,6 +42,12 @@ Theory of operation
    (coalescing at the request level cannot deadlock, unlike joining whole resolutions that may
    wait on each other).
 9. **Trace**: each network exchange is reported as a :class:`Hop` to the caller's ``trace``.
+10. **Certified answers** (``certified=True``): every request sets CT and RD and every answer
+    must be signed by the key the asked server's HS_SITE publishes (or a retired key it still
+    lists, :mod:`idnode.certified`); an unsigned, altered or forged answer counts as no
+    answer from that server (the next one is asked), and when no server gave a verifiable
+    answer the resolution fails with :class:`~idnode.certified.UnverifiedAnswer`. Root sites
+    given as ``HOST:PORT`` carry no key: give them as SiteInfo records to verify from the root.
 """
 
 from __future__ import annotations
@@ -54,6 +60,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from idnode.certified import CERTIFIED_FLAGS, ServerKeys, UnverifiedAnswer, check_response
 from idnode.client import DownServers, HandleClient, ServerAddress, server_addresses
 from idnode.errors import (
     HandleError,
@@ -165,14 +172,15 @@ class HandleClientUpstream:
             return await client.exchange(request, address.tcp)
 
 
-def root_site(host: str, port: int = 2641) -> SiteInfo:
+def root_site(host: str, port: int = 2641, public_key: bytes = b"") -> SiteInfo:
     """A one-server site answering queries over UDP and TCP at ``host:port`` (for root
-    configuration given as addresses)."""
+    configuration given as addresses); ``public_key`` (HS_PUBKEY encoding) is the server key
+    its answers are checked with when resolving certified (none: they cannot be)."""
     interfaces = (
         Interface(InterfaceType.QUERY, TransportProtocol.UDP, port),
         Interface(InterfaceType.QUERY, TransportProtocol.TCP, port),
     )
-    return SiteInfo(servers=(ServerInfo(1, address_to_bytes(host), b"", interfaces),))
+    return SiteInfo(servers=(ServerInfo(1, address_to_bytes(host), public_key, interfaces),))
 
 
 def _parse_root(root: SiteInfo | str | tuple[str, int]) -> SiteInfo:
@@ -230,7 +238,8 @@ class Resolver:
     seconds for cache times and down marks; ``max_depth`` bounds the steps of one resolution;
     ``timeout`` bounds every exchange of the default upstream (``retries`` UDP resends
     included); ``down_for`` is how long a server that did not answer is asked last;
-    ``upstream`` replaces the transport.
+    ``upstream`` replaces the transport; ``certified`` asks for signed answers and refuses
+    those that do not verify (see Certified answers above).
     """
 
     def __init__(
@@ -244,6 +253,7 @@ class Resolver:
         retries: int = 1,
         down_for: float = 5.0,
         upstream: Upstream | None = None,
+        certified: bool = False,
     ) -> None:
         if not root_sites:
             raise ValueError("at least one root site is needed (there is no built-in root)")
@@ -259,6 +269,8 @@ class Resolver:
         #: Server addresses that recently did not answer: asked last (see Failover above).
         self.down = DownServers(down_for)
         self._inflight: dict[tuple[object, ...], asyncio.Future[Message]] = {}
+        #: Ask for signed answers and refuse those that do not verify.
+        self.certified = certified
 
     # -- public --------------------------------------------------------------------------------
 
@@ -433,13 +445,15 @@ class Resolver:
         refused = 0
         failures: list[str] = []
         answered: set[int] = set()  # servers that answered: their other transports are skipped
-        for server, address in self._candidates(sites, handle):
+        unverified = 0
+        for server, address, keys in self._candidates(sites, handle):
             if server in answered:
                 continue
             walk.step(f"{handle} at {address}")
             try:
-                reply = await self._send(address, handle, types, indexes, walk)
+                reply = await self._send(address, handle, types, indexes, walk, keys)
             except (OSError, TimeoutError, ProtocolViolation) as exc:
+                unverified += isinstance(exc, UnverifiedAnswer)
                 failures.append(f"{address}: {exc or type(exc).__name__}")
                 continue  # the next transport of this server, then the next server
             answered.add(server)
@@ -460,16 +474,19 @@ class Resolver:
         if refused and not failures:
             raise ServerNotResponsible(f"no server asked is responsible for {handle}")
         detail = "; ".join(failures) or "no server has a query interface"
+        if unverified:
+            raise UnverifiedAnswer(f"no verifiable answer for {handle}: {detail}")
         raise UpstreamUnavailable(f"no answer for {handle}: {detail}")
 
     def _candidates(
         self, sites: Sequence[SiteInfo], handle: str
-    ) -> list[tuple[int, ServerAddress]]:
-        """(server number, address) to ask in turn: :func:`_servers_in_order` with each
-        server's query addresses (UDP, then TCP), those remembered as down moved last."""
+    ) -> list[tuple[int, ServerAddress, ServerKeys | None]]:
+        """(server number, address, keys to check certified answers with, when asked for)
+        to ask in turn: :func:`_servers_in_order` with each server's query addresses (UDP,
+        then TCP), those remembered as down moved last."""
         candidates = [
-            (number, address)
-            for number, server in enumerate(_servers_in_order(sites, handle))
+            (number, address, ServerKeys.of(server, site) if self.certified else None)
+            for number, (site, server) in enumerate(_servers_in_order(sites, handle))
             for address in server_addresses(server)
         ]
         return self.down.order(candidates, self.clock(), key=lambda c: c[1])
@@ -481,21 +498,23 @@ class Resolver:
         types: tuple[str, ...],
         indexes: tuple[int, ...],
         walk: _Walk,
+        keys: ServerKeys | None = None,
     ) -> Message:
-        """One exchange, shared with an identical one already in flight."""
-        key: tuple[object, ...] = (address, cache_key(handle, types, indexes))
+        """One exchange, shared with an identical one already in flight; with ``keys``, a
+        certified one (UnverifiedAnswer when the answer does not verify with them)."""
+        key: tuple[object, ...] = (address, cache_key(handle, types, indexes), keys is None)
         future = self._inflight.get(key)
         shared = future is not None
         if future is None:
             request = Message(
                 op=OpCode.RESOLUTION,
                 body=ResolutionRequest(handle, indexes, types),
-                flags=int(OpFlag.PO),
+                flags=int(OpFlag.PO) | (0 if keys is None else CERTIFIED_FLAGS),
                 request_id=int.from_bytes(os.urandom(4), "big") & 0x7FFFFFFF,
                 expiration=int(self.clock()) + _EXPIRY,
             )
             self.upstream_requests += 1
-            future = asyncio.ensure_future(self.upstream.exchange(address, request))
+            future = asyncio.ensure_future(self._exchange(address, request, keys))
             self._inflight[key] = future
             future.add_done_callback(lambda f: self._finished(key, f))
         try:
@@ -507,6 +526,14 @@ class Resolver:
             raise
         self.down.mark_up(address)
         self._report(walk, Hop(handle, address, reply.response_code, shared))
+        return reply
+
+    async def _exchange(
+        self, address: ServerAddress, request: Message, keys: ServerKeys | None
+    ) -> Message:
+        reply = await self.upstream.exchange(address, request)
+        if keys is not None:
+            check_response(reply, request, keys)
         return reply
 
     def _finished(self, key: tuple[object, ...], future: asyncio.Future[Message]) -> None:
@@ -521,9 +548,12 @@ class Resolver:
             walk.trace(hop)
 
 
-def _servers_in_order(sites: Sequence[SiteInfo], handle: str) -> Iterator[ServerInfo]:
+def _servers_in_order(
+    sites: Sequence[SiteInfo], handle: str
+) -> Iterator[tuple[SiteInfo, ServerInfo]]:
     """The server the hash picks in each site (spec §2.2), site after site; then the other
-    servers of each site (they answer 301 unless the site record is stale)."""
+    servers of each site (they answer 301 unless the site record is stale); each with its
+    site."""
     chosen: list[int] = []
     for site in sites:
         try:
@@ -532,6 +562,6 @@ def _servers_in_order(sites: Sequence[SiteInfo], handle: str) -> Iterator[Server
             chosen.append(0)
     for site, first in zip(sites, chosen, strict=True):
         if first >= 0:
-            yield site.servers[first]
+            yield site, site.servers[first]
     for site, first in zip(sites, chosen, strict=True):
-        yield from (s for i, s in enumerate(site.servers) if i != first)
+        yield from ((site, s) for i, s in enumerate(site.servers) if i != first)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Final, TypeVar
 
 from idnode.client import Credentials, HandleClient
+from idnode.crypto.sm2 import Sm2PublicKey
 from idnode.errors import HandleError, ProtocolViolation, error_for_code
 from idnode.protocol import auth
 from idnode.protocol import replication as rp
@@ -317,11 +318,17 @@ def _holds(site: SiteInfo, number: int, handle: str) -> bool:
 
 
 def _parser_for(server: ServerInfo) -> rp.SignedStreamParser:
-    """A stream parser checking signatures against ``server``'s HS_SITE public key."""
+    """A stream parser checking signatures against ``server``'s HS_SITE public key: SHA-1
+    with an RSA or DSA key, SM3 with an SM2 key (a stream naming another hash is refused)."""
     try:
         key = PublicKeyData.from_bytes(server.public_key).to_public_key()
     except (HandleError, ValueError) as exc:
         raise ProtocolViolation(f"server {server.server_id} has no usable public key") from exc
+    if isinstance(key, Sm2PublicKey):
+        return rp.SignedStreamParser(
+            lambda signature, data: auth.verify_data(key, rp.SM3_HASH_NAME, signature, data),
+            frozenset({rp.SM3_HASH_NAME}),
+        )
     return rp.SignedStreamParser(
         lambda signature, data: auth.verify_data(key, rp.HASH_NAME, signature, data)
     )

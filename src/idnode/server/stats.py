@@ -36,7 +36,8 @@ seconds a node POSTs to ``<parent>/api/report`` a JSON document (:func:`build_re
 its last successful report (all days on the first report after start): totals, not
 increments, so the parent replaces what it holds and a report repeated after a lost answer
 changes nothing. It authenticates as ``identity`` (``index:handle``) with the ``Authorization:
-Handle`` scheme (a session and an HS_PUBKEY answer signed with the node's server key), or,
+Handle`` scheme (a session and an HS_PUBKEY answer signed with the node's server key:
+``alg="SHA256"`` with RSA or DSA, ``alg="SM3"`` with SM2), or,
 with ``secret_file``, with HTTP Basic and that secret (an HS_SECKEY). Nothing is ever sent to
 an address other than the configured ``parent``.
 
@@ -62,6 +63,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
+from idnode.crypto.sm2 import Sm2PrivateKey
 from idnode.errors import InsufficientPermissions, InvalidValue, ProtocolViolation
 from idnode.protocol import auth
 from idnode.protocol.types.hs_pubkey import PrivateKey
@@ -287,13 +289,16 @@ class Reporter:
         session = self._request("POST", "/api/sessions", b"", {"Accept": "application/json"})
         nonce = base64.b64decode(str(session["nonce"]))
         cnonce = os.urandom(16)
-        signature = auth.sign_data(self.key, "SHA-256", nonce + cnonce)
+        # SHA-256 with RSA/DSA; SM3 with an SM2 key (the HTTP scheme's alg="SM3")
+        sm3 = isinstance(self.key, Sm2PrivateKey)
+        hash_name = auth.SM3_HASH_NAME if sm3 else "SHA-256"
+        signature = auth.sign_data(self.key, hash_name, nonce + cnonce)
         fields = {
             "sessionId": str(session["sessionId"]),
             "id": user,
             "type": "HS_PUBKEY",
             "cnonce": base64.b64encode(cnonce).decode("ascii"),
-            "alg": "SHA256",
+            "alg": "SM3" if sm3 else "SHA256",
             "signature": base64.b64encode(signature).decode("ascii"),
         }
         return "Handle " + ", ".join(f'{name}="{value}"' for name, value in fields.items())

@@ -2,9 +2,13 @@
 
 Wire form (Java ``Util.getBytesFromPublicKey``)::
 
-    UTF8-String keyType     RSA_PUB_KEY | DSA_PUB_KEY | DH_PUB_KEY
+    UTF8-String keyType     RSA_PUB_KEY | DSA_PUB_KEY | DH_PUB_KEY | SM2_PUB_KEY
     int2        flags       0
     byte-array  ...         RSA: e, n    DSA: q, p, g, y    DH: y, p, g
+                            SM2: the 65-byte uncompressed point 04 || x || y
+
+``SM2_PUB_KEY`` is an idnode extension (the reference knows no SM2), laid out like the others;
+its signatures use hash name ``SM3`` (see :mod:`idnode.protocol.auth`).
 
 Each parameter is a Java ``BigInteger.toByteArray()``: big-endian two's complement, so a
 leading 0x00 appears when the high bit is set. Java reads them back as unsigned magnitudes
@@ -13,6 +17,9 @@ encodes ends with four zero bytes there: it sizes the buffer for one length fiel
 :class:`PublicKeyData` keeps each parameter's raw bytes and any trailing bytes, so every value
 re-encodes byte for byte; a key type Java does not know keeps everything after the flags in
 ``trailing``.
+
+SM2 private keys are PEM only (PKCS#8, encrypted with PBES2 when a passphrase is given; see
+:mod:`idnode.crypto.pkcs8`), which OpenSSL reads and writes too.
 
 Private keys never go on the wire. :func:`load_private_key` reads PEM (PKCS#8 or traditional,
 optionally passphrase-encrypted) and the reference server's own key file: ``int4 encType``
@@ -33,11 +40,13 @@ import os
 from dataclasses import dataclass
 from typing import Final
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import padding as block_padding
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from idnode.crypto import sm2
 from idnode.errors import InvalidValue, ProtocolViolation
 from idnode.protocol.auth import PrivateKey, PublicKey, java_pbkdf2_hmac_sha1
 from idnode.protocol.types import register
@@ -47,6 +56,7 @@ __all__ = [
     "DH_PUB_KEY",
     "DSA_PUB_KEY",
     "RSA_PUB_KEY",
+    "SM2_PUB_KEY",
     "PrivateKey",
     "PublicKey",
     "PublicKeyData",
@@ -61,11 +71,13 @@ __all__ = [
 RSA_PUB_KEY: Final = "RSA_PUB_KEY"
 DSA_PUB_KEY: Final = "DSA_PUB_KEY"
 DH_PUB_KEY: Final = "DH_PUB_KEY"
+SM2_PUB_KEY: Final = "SM2_PUB_KEY"
 #: Parameter names, in wire order, of each key type Java knows (spec §2.4).
 _PARAMS: Final[dict[str, tuple[str, ...]]] = {
     RSA_PUB_KEY: ("e", "n"),
     DSA_PUB_KEY: ("q", "p", "g", "y"),
     DH_PUB_KEY: ("y", "p", "g"),
+    SM2_PUB_KEY: ("point",),
 }
 
 
@@ -121,10 +133,16 @@ class PublicKeyData:
         return {n: int.from_bytes(p, "big") for n, p in zip(names, self.params, strict=True)}
 
     def to_public_key(self) -> PublicKey:
-        """The RSA or DSA key as a ``cryptography`` object. Raises :class:`ProtocolViolation`
-        for parameters that do not form a valid key and for other key types (``cryptography``
-        deprecates finite-field DH, so a ``DH_PUB_KEY`` is available only as :attr:`integers`).
+        """The RSA or DSA key as a ``cryptography`` object, or the SM2 key. Raises
+        :class:`ProtocolViolation` for parameters that do not form a valid key (an SM2 point
+        off the curve, say) and for other key types (``cryptography`` deprecates finite-field
+        DH, so a ``DH_PUB_KEY`` is available only as :attr:`integers`).
         """
+        if self.key_type == SM2_PUB_KEY:
+            try:
+                return sm2.Sm2PublicKey.from_point(self.params[0])
+            except sm2.Sm2Error as exc:
+                raise ProtocolViolation(f"invalid SM2_PUB_KEY: {exc}") from exc
         v = self.integers
         try:
             if self.key_type == RSA_PUB_KEY:
@@ -138,7 +156,10 @@ class PublicKeyData:
 
     @classmethod
     def from_public_key(cls, key: PublicKey) -> PublicKeyData:
-        """The encoding Java's ``Util.getBytesFromPublicKey`` produces for an RSA/DSA key."""
+        """The encoding Java's ``Util.getBytesFromPublicKey`` produces for an RSA/DSA key;
+        ``SM2_PUB_KEY`` with the uncompressed point for an SM2 key."""
+        if isinstance(key, sm2.Sm2PublicKey):
+            return cls(SM2_PUB_KEY, (key.to_point(),))
         if isinstance(key, rsa.RSAPublicKey):
             rn = key.public_numbers()
             return cls.from_integers(RSA_PUB_KEY, rn.e, rn.n)
@@ -272,14 +293,21 @@ def _load_key_file(data: bytes, passphrase: bytes | None) -> PrivateKey:
 
 
 def load_private_key(data: bytes, passphrase: bytes | None = None) -> PrivateKey:
-    """Load an RSA or DSA private key from PEM or from the reference server's key file.
+    """Load an RSA, DSA or SM2 private key from PEM, or an RSA or DSA key from the reference
+    server's key file.
 
     ``passphrase`` is the UTF-8 passphrase, needed only for an encrypted file.
     """
     if data.lstrip().startswith(b"-----BEGIN"):
         try:
             key = serialization.load_pem_private_key(data, passphrase)
-        except (ValueError, TypeError) as exc:
+        except (UnsupportedAlgorithm, ValueError, TypeError) as exc:
+            # SM2 keys (a curve cryptography does not support) and SEC1 "SM2 PRIVATE KEY"
+            try:
+                return sm2.Sm2PrivateKey.from_pem(data, passphrase)
+            except sm2.Sm2Error as sm2_exc:
+                if isinstance(exc, UnsupportedAlgorithm):
+                    raise InvalidValue(f"cannot load PEM private key: {sm2_exc}") from exc
             raise InvalidValue("cannot load PEM private key (wrong passphrase?)") from exc
         if not isinstance(key, rsa.RSAPrivateKey | dsa.DSAPrivateKey):
             raise InvalidValue(f"unsupported private key {type(key).__name__}")
@@ -288,7 +316,10 @@ def load_private_key(data: bytes, passphrase: bytes | None = None) -> PrivateKey
 
 
 def dump_private_key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
-    """PKCS#8 PEM, encrypted with ``passphrase`` (best available scheme) if one is given."""
+    """PKCS#8 PEM, encrypted with ``passphrase`` (best available scheme; PBES2 for SM2) if one
+    is given."""
+    if isinstance(key, sm2.Sm2PrivateKey):
+        return key.to_pem(passphrase)
     encryption: serialization.KeySerializationEncryption = (
         serialization.NoEncryption()
         if passphrase is None
