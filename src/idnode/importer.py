@@ -472,6 +472,7 @@ async def run_import(
             origin=f"import:{path.name}",
         ),
         encoder.timestamp,
+        options.admin,
     )
     summary = ImportSummary()
     line_no = 0
@@ -567,12 +568,19 @@ class _Writer:
     transaction carrying the rows' index entries (:mod:`idnode.store.writectx`)."""
 
     def __init__(
-        self, store: HandleStore, guard: TemplateGuard, context: WriteContext, timestamp: int
+        self,
+        store: HandleStore,
+        guard: TemplateGuard,
+        context: WriteContext,
+        timestamp: int,
+        writer: Identity | None = None,
     ) -> None:
         self.store = store
         self.guard = guard
         self.context = context
         self.timestamp = timestamp
+        #: Who the import writes as: the use of templates is checked for it (none: not).
+        self.writer = writer
 
     async def check(self, rows: list[_Row], linked: set[int], errors: list[str]) -> list[_Row]:
         """The rows that pass their templates (records rewritten with the version link);
@@ -590,6 +598,7 @@ class _Writer:
                         given=values,
                         timestamp=self.timestamp,
                         pending=pending,
+                        writer=self.writer,
                     )
                 except TemplateViolation as exc:
                     errors.append(_error_line(row.line, row.handle, exc.message, exc.errors))

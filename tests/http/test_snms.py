@@ -278,3 +278,62 @@ def test_first_node_admin_from_the_cli(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{node.node.http_port}/identity/token"
         login = httpx.post(url, json={"username": "root-admin", "password": "s3cret-admin"})
         assert login.json()["status"] == -1
+
+
+def test_stats_and_audit_reach_by_role(
+    node: RunningNode, client: httpx.Client, tokens: dict[str, str]
+) -> None:
+    """Node admins and auditors read every prefix's statistics and audit trail (read-only),
+    an enterprise admin its own prefixes, an app neither; the server administrator's Basic
+    credentials as before."""
+    body = register_body(f"{ENT_A}/R-1", "R1")
+    call(client, "POST", "/snms/api/v5/template", tokens["a"], TEMPLATE)
+    call(client, "POST", "/identityv2/data", tokens["a"], body)
+
+    def get(path: str, token: str | None, **params: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return client.get(path, headers=headers, params=params)
+
+    every = {}
+    for who in ("root", "audit"):
+        stats = get("/api/stats", tokens[who])
+        assert stats.status_code == 200, stats.text
+        every[who] = {row["prefix"] for row in stats.json()["stats"]}
+        trail = get("/api/audit", tokens[who], limit="1000")
+        assert trail.status_code == 200, trail.text
+        handles = {e["handle"] for e in trail.json()["entries"]}
+        assert {f"0.NA/{ENT_A}", f"0.NA/{ENT_B}", f"{ENT_A}/R-1"} <= handles
+        assert get("/api/stats", tokens[who], children="1").status_code == 200
+    assert ENT_A in every["audit"] and every["audit"] == every["root"]
+    assert len(every["root"]) > 1
+    # enterprise A: its prefix only
+    stats = get("/api/stats", tokens["a"])
+    assert stats.status_code == 200, stats.text
+    assert {row["prefix"] for row in stats.json()["stats"]} == {ENT_A}
+    assert get("/api/stats", tokens["a"], prefix=ENT_B).status_code == 403
+    assert get("/api/stats", tokens["a"], children="1").status_code == 403
+    trail = get("/api/audit", tokens["a"], limit="1000").json()["entries"]
+    assert all(e["handle"].startswith((f"{ENT_A}/", f"0.NA/{ENT_A}")) for e in trail)
+    assert f"{ENT_A}/R-1" in {e["handle"] for e in trail}
+    assert get("/api/audit", tokens["a"], handle=f"0.NA/{ENT_B}").status_code == 403
+    assert get("/api/audit", tokens["a"], handle=f"{ENT_A}/R-1").status_code == 200
+    # an app reads neither; no or a bad token is 401
+    assert get("/api/stats", tokens["app"]).status_code == 403
+    assert get("/api/audit", tokens["app"]).status_code == 403
+    assert get("/api/stats", None).status_code == 401
+    assert get("/api/audit", "forged").status_code == 401
+    # read-only: the auditor's token writes nothing, on any interface
+    assert call(client, "POST", "/identityv2/data", tokens["audit"],
+                register_body(f"{ENT_A}/R-2", "R2"))["status"] == -3  # fmt: skip
+    put = client.put(
+        f"/api/handles/{ENT_A}/R-2",
+        headers={"Authorization": f"Bearer {tokens['audit']}"},
+        json={"values": [{"index": 1, "type": "URL", "data": "https://e.example"}]},
+    )
+    assert put.status_code == 401
+    assert node.get_handle(f"{ENT_A}/R-2") is None
+    # Basic as the server administrator still reads everything
+    from tests.http.conftest import basic
+
+    admin = basic(f"300:{PREFIX_HANDLE}", node.admin_secret)
+    assert client.get("/api/audit", headers=admin).status_code == 200

@@ -465,3 +465,135 @@ def test_a_template_on_another_node_is_read_through_the_resolver(tmp_path: Path)
                 found = [(e.field, e.code) for e in parse_summary(exc.value.message)]
                 assert found == [(field, code)]
             assert b.get_handle("99.1/PART-BAD") is None
+
+
+# -- the use of a template (its template grant) ---------------------------------------------------
+
+SHARED = f"{PREFIX}/META_W_SHARED"
+OPEN = f"{PREFIX}/META_W_OPEN"
+USER_B, USER_C = f"{PREFIX}/W-USER-B", f"{PREFIX}/W-USER-C"
+USE_SECRET = b"use-secret"
+
+
+@pytest.fixture(scope="module")
+def users(node: RunningNode, admin: HandleClient) -> dict[str, HandleClient]:
+    """Two identities that may create identifiers under the prefix but administer no template;
+    the template SHARED grants its use to USER_C only, OPEN to everyone."""
+    from idnode.industry.grants import Access, Scope, template_grant_value
+    from idnode.protocol.codes import AdminPermission
+    from idnode.server.authz import Identity
+    from tests.server.nodeutil import seckey_value
+
+    prefix_record = list(node.get_handle(PREFIX_HANDLE) or ())
+    may_create = int(AdminPermission.ADD_HANDLE)
+    for number, user in enumerate((USER_B, USER_C)):
+        node.put_handle(user, [seckey_value(300, USE_SECRET)])
+        prefix_record.append(admin_value(150 + number, may_create, user, 300))
+    node.put_handle(PREFIX_HANDLE, prefix_record)
+    for handle, access in (
+        (SHARED, Access(Scope.SPECIFIED, (Identity(USER_C, 300),))),
+        (OPEN, Access(Scope.PUBLIC)),
+    ):
+        history = TemplateHistory.start(lot_template(handle))
+        values = [*history_to_values(history), OWNER, template_grant_value(access)]
+        asyncio.run(admin.create_handle(handle, values))
+    return {
+        name: node.client(SecretKeyCredentials(user, 300, USE_SECRET))
+        for name, user in (("b", USER_B), ("c", USER_C))
+    }
+
+
+def lot_of(template: str, lot_no: str) -> list[HandleValue]:
+    return record(lot_template(template), {"lotNo": lot_no})
+
+
+USE_REFUSED = [("TEMPLATE", "template_use")]
+
+
+def test_template_use_native(node: RunningNode, users: dict[str, HandleClient]) -> None:
+    with pytest.raises(InvalidValue) as exc:
+        asyncio.run(users["b"].create_handle(f"{PREFIX}/W-USE-N1", lot_of(SHARED, "N1")))
+    (error,) = parse_summary(exc.value.message)
+    assert (error.field, error.code) == ("TEMPLATE", Code.TEMPLATE_USE)
+    assert f"300:{USER_B}" in error.message
+    assert node.get_handle(f"{PREFIX}/W-USE-N1") is None
+    # the grantee, and anyone for a public template, may register
+    asyncio.run(users["c"].create_handle(f"{PREFIX}/W-USE-N2", lot_of(SHARED, "N2")))
+    asyncio.run(users["b"].create_handle(f"{PREFIX}/W-USE-N3", lot_of(OPEN, "N3")))
+    assert _version_of(node, f"{PREFIX}/W-USE-N2") == b"1"
+    assert _version_of(node, f"{PREFIX}/W-USE-N3") == b"1"
+
+
+def test_template_use_http_put_and_batch(
+    node: RunningNode, api: InProcess, users: dict[str, HandleClient]
+) -> None:
+    as_b = basic(f"300:{USER_B}", USE_SECRET)
+    body = {"values": [value_to_json(v) for v in lot_of(SHARED, "P1")]}
+    r = api.put(f"/api/handles/{PREFIX}/W-USE-P1", json=body, headers=as_b)
+    assert r.status_code == 400, r.text
+    assert codes_of(r.json()["errors"]) == USE_REFUSED
+    assert node.get_handle(f"{PREFIX}/W-USE-P1") is None
+    items = [
+        {"handle": f"{PREFIX}/W-USE-B1", "values": [value_to_json(v) for v in lot_of(SHARED, "1")]},
+        {"handle": f"{PREFIX}/W-USE-B2", "values": [value_to_json(v) for v in lot_of(OPEN, "2")]},
+    ]
+    r = api.post("/api/batch", json={"handles": items}, headers=as_b)
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert first["responseCode"] == ResponseCode.INVALID_VALUE
+    assert codes_of(first["errors"]) == USE_REFUSED
+    assert second == {"handle": f"{PREFIX}/W-USE-B2", "responseCode": 1}
+    assert node.get_handle(f"{PREFIX}/W-USE-B1") is None
+    as_c = basic(f"300:{USER_C}", USE_SECRET)
+    r = api.put(f"/api/handles/{PREFIX}/W-USE-P2", json=body, headers=as_c)
+    assert r.status_code == 200, r.text
+
+
+def test_template_use_import(
+    node: RunningNode, users: dict[str, HandleClient], tmp_path: Path
+) -> None:
+    rows = [
+        {"handle": f"{PREFIX}/W-USE-I{n}", "values": [value_to_json(v) for v in lot_of(t, str(n))]}
+        for n, t in enumerate((SHARED, OPEN))
+    ]
+    source = tmp_path / "use.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    args = ["import", str(source), "--config", str(node.config_path), "--no-progress"]
+    result = CliRunner().invoke(cli_main, [*args, "--admin", f"300:{USER_B}"])
+    assert result.exit_code == 0, result.output
+    assert "2 rows: 1 created, 0 already present, 1 failed" in result.output
+    (entry,) = [json.loads(line) for line in (tmp_path / "use.jsonl.errors.jsonl").read_text(
+        "utf-8").splitlines()]  # fmt: skip
+    assert (entry["handle"], codes_of(entry["errors"])) == (f"{PREFIX}/W-USE-I0", USE_REFUSED)
+    assert node.get_handle(f"{PREFIX}/W-USE-I0") is None
+
+
+def test_template_use_snms(
+    node: RunningNode, api: InProcess, users: dict[str, HandleClient]
+) -> None:
+    from idnode.industry.accounts import new_account
+
+    account = new_account("w-user-b", "pw-b", "node_admin", f"300:{USER_B}")
+    node.call(node.node.store.accounts().add_account(account))  # type: ignore[attr-defined]
+    r = api.post("/identity/token", json={"username": "w-user-b", "password": "pw-b"})
+    token = r.json()["data"]["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+
+    def register(handle: str, version: str) -> dict[str, Any]:
+        body = {"handle": handle, "templateVersion": version,
+                "value": [{"index": 2000, "type": "lotNo",
+                           "data": {"format": "string", "value": "S1"}}]}  # fmt: skip
+        answer: dict[str, Any] = api.post("/identityv2/data", json=body, headers=bearer).json()
+        return answer
+
+    refused = register(f"{PREFIX}/W-USE-S1", "W_SHARED")
+    assert refused["status"] == -2, refused
+    assert codes_of(refused["data"]) == USE_REFUSED
+    assert node.get_handle(f"{PREFIX}/W-USE-S1") is None
+    assert register(f"{PREFIX}/W-USE-S2", "W_OPEN")["status"] == 1
+    batch = api.post("/identityv2/data/batchCreate", headers=bearer, json=[
+        {"handle": f"{PREFIX}/W-USE-S3", "templateVersion": "W_SHARED",
+         "value": [{"index": 2000, "type": "lotNo", "data": {"format": "string", "value": "3"}}]},
+    ]).json()  # fmt: skip
+    (item,) = batch["data"]
+    assert codes_of(item["errors"]) == USE_REFUSED

@@ -96,6 +96,7 @@ def import_(
     from idnode.importer import ImportOptions, ImportSummary, homed_check, run_import
     from idnode.industry.enforce import TemplateGuard
     from idnode.resolver import Resolver
+    from idnode.server.authz import Authorizer
     from idnode.store import open_store
 
     config = NodeConfig.load(config_path)
@@ -140,6 +141,7 @@ def import_(
                     is_local=homed_check(homed),
                     resolver=Resolver(config.roots) if config.roots else None,
                     max_age=math.inf,
+                    authorizer=Authorizer(store, config.server_admins),
                 )
                 return await run_import(
                     store,

@@ -238,3 +238,25 @@ def instance_grant(
 
     index = INSTANCE_GRANT_INDEXES[0]
     _write(client, handle, index, INSTANCE_GRANT_TYPE, change, published=False)
+
+
+@grant.command("view")
+@click.argument("handle")
+@authenticated
+def view(handle: str, client: HandleClient) -> None:
+    """Print the values of HANDLE that the --as identity may see (its grants applied), one
+    ``index type data`` line each: what another enterprise's identity sees of a record."""
+    try:
+        values = run_async(client.resolve(handle))
+    except ValuesNotFound:
+        values = ()
+    except HandleError as exc:
+        raise click.ClickException(f"{handle}: {exc.message or type(exc).__name__}") from exc
+    for v in values:
+        if v.type.upper().startswith("HS_"):
+            continue
+        try:
+            text = v.data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = v.data.hex()
+        click.echo(f"{v.index} {v.type} {text}")

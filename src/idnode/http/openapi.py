@@ -1,5 +1,8 @@
 """The OpenAPI 3.1 description of the HTTP interface, served at ``/api/openapi.json``.
 
+The industrial layer's endpoints (SNMS API, ``/api/stats``, ``/api/report``) come from
+:mod:`idnode.http.openapi_industry`.
+
 :func:`openapi_document` builds it; other HTTP features (the browser proxy, GS1 Digital Link)
 describe their routes by passing path items to ``build_app(..., openapi_paths=...)``, which
 merges them with :func:`add_path_items` (a path described twice is an error, so nothing is
@@ -13,6 +16,7 @@ import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from idnode.http.openapi_industry import INDUSTRY_SCHEMAS, industry_openapi_paths
 from idnode.http.openapi_schemas import SCHEMAS, ref
 
 __all__ = ["PathItems", "add_path_items", "openapi_document"]
@@ -373,9 +377,9 @@ def openapi_document(extra: PathItems = (), *, version: str = "0.1.0") -> dict[s
                 "The Handle.Net v9 JSON REST API served by an idnode node (docs/http-api.md)."
             ),
         },
-        "paths": _paths(),
+        "paths": {**_paths(), **industry_openapi_paths()},
         "components": {
-            "schemas": copy.deepcopy(SCHEMAS),
+            "schemas": copy.deepcopy({**SCHEMAS, **INDUSTRY_SCHEMAS}),
             "securitySchemes": {
                 "basic": {
                     "type": "http",
@@ -391,6 +395,12 @@ def openapi_document(extra: PathItems = (), *, version: str = "0.1.0") -> dict[s
                         "Authorization: Handle sessionId=..., id=..., type=..., cnonce=..., "
                         "alg=..., signature=... (see /api/sessions)."
                     ),
+                },
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A login token of /identity/token (the SNMS API, "
+                    "/api/stats, /api/audit).",
                 },
             },
         },

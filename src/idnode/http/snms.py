@@ -21,7 +21,9 @@ Endpoints (``Authorization: Bearer <token>`` on all but the two logins):
   (:func:`template_handle`);
 * ``/identityv2/data``: GET ``/detail?handle=``, POST, PUT, DELETE; POST ``/batchCreate``,
   PUT ``/batchUpdate``, DELETE ``/batchDelete`` (at most 2000 items, per-item results);
-* ``/api/admin/accounts``, ``/api/admin/enterprises``,
+* ``/api/admin/accounts`` (an app with ``publicKey`` gets an identity of its own,
+  :meth:`~idnode.industry.accounts.AccountService.create_app`),
+  ``/api/admin/accounts/<username>/enable|disable``, ``/api/admin/enterprises``,
   ``/api/admin/prefixes[/<prefix>[/<action>]]``.
 
 Every write is a native request run by :meth:`Dispatcher.execute
@@ -57,6 +59,8 @@ from idnode.industry.accounts import (
     AccountService,
     Role,
     parse_identity,
+    public_key_data,
+    service_for,
 )
 from idnode.industry.codes import TemplateViolation
 from idnode.industry.history import TemplateHistory, merge_attributes
@@ -74,7 +78,7 @@ from idnode.protocol.message import Message
 from idnode.protocol.types.hs_admin import AdminRecord
 from idnode.protocol.values import HandleValue
 from idnode.server.dispatch import Dispatcher
-from idnode.store.accounts_sql import Account, HasAccounts, PrefixApplication
+from idnode.store.accounts_sql import Account, PrefixApplication
 from idnode.store.base import prefix_of
 
 __all__ = ["MAX_BATCH", "SnmsApi", "snms_routes", "template_handle"]
@@ -133,11 +137,11 @@ def _group_admin(handle: str) -> HandleValue:
 
 
 def snms_routes(dispatcher: Dispatcher) -> list[tuple[str, Handler]]:
-    """The routes of :class:`SnmsApi` over the dispatcher's store, with a fresh token store;
-    none when the store keeps no accounts."""
-    if not isinstance(dispatcher.store, HasAccounts):
-        return []
-    return SnmsApi(dispatcher, AccountService(dispatcher.store.accounts(), dispatcher)).routes()
+    """The routes of :class:`SnmsApi` over the dispatcher's store, with the node's token
+    store (:func:`~idnode.industry.accounts.service_for`); none when the store keeps no
+    accounts."""
+    service = service_for(dispatcher)
+    return [] if service is None else SnmsApi(dispatcher, service).routes()
 
 
 class SnmsApi:
@@ -403,15 +407,29 @@ class SnmsApi:
             if method == "GET":
                 account = await self._account(request, (Role.NODE_ADMIN, Role.AUDITOR))
                 return [account_json(a) for a in await service.repository.list_accounts()]
-            account = await self._account(request, (Role.NODE_ADMIN,))
+            account = await self._account(request, (Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN))
             body = await self._object(request)
             enterprise = body.get("enterprise")
+            if body.get("role") == Role.APP and "publicKey" in body:
+                created = await service.create_app(
+                    account, _text(body, "username", 50), _text(body, "password", 64),
+                    _text(body, "enterprise", 50),
+                    public_key_data(_text(body, "publicKey", 20_000).encode()),
+                )  # fmt: skip
+                return account_json(created)
+            AccountService.require(account, Role.NODE_ADMIN)
             created = await service.create_account(
                 account, _text(body, "username", 50), _text(body, "password", 64),
                 _text(body, "role"), _text(body, "identity"),
                 enterprise if isinstance(enterprise, str) else None,
             )  # fmt: skip
             return account_json(created)
+        if len(parts) == 3 and parts[0] == "accounts" and parts[2] in ("enable", "disable"):
+            if method != "POST":
+                raise _Failure(-2, f"unknown endpoint {method} {request.path}")
+            account = await self._account(request, (Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN))
+            changed = await service.set_enabled(account, parts[1], parts[2] == "enable")
+            return account_json(changed)
         if parts == ["enterprises"]:
             if method == "GET":
                 await self._account(request, (Role.NODE_ADMIN, Role.AUDITOR))

@@ -22,9 +22,11 @@
   "next": N}``: the transaction log with who wrote and from where
   (:meth:`~idnode.store.base.HandleStore.audit`), entries with ids above ``after`` (default
   0), of handle H only if given, at most ``limit`` (default 100, at most
-  :data:`MAX_AUDIT_LIMIT`); ``next`` is the ``after`` of the next page. Server
-  administrators only, authenticated as for the rest of the API: none → 401 (402), another
-  identity → 403 (400).
+  :data:`MAX_AUDIT_LIMIT`); ``next`` is the ``after`` of the next page. Read-only, for
+  the readers :func:`~idnode.http.stats.read_scope` admits: server administrators and the
+  node_admin and auditor accounts read everything, an enterprise_admin account the entries of
+  its enterprise's prefixes (a ``handle`` outside them → 403; other entries are left out of a
+  page, ``next`` still moves past them); none → 401 (402), anyone else → 403 (400).
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from idnode.errors import HandleError, InvalidAdmin
-from idnode.http.asgi import HTTPError, Request, Response
+from idnode.errors import HandleError, InsufficientPermissions
+from idnode.http.asgi import Request, Response
 from idnode.http.common import (
     ApiEndpoint,
     Params,
@@ -44,6 +46,7 @@ from idnode.http.common import (
     unknown_endpoint,
 )
 from idnode.http.handles import decode_path
+from idnode.http.stats import read_scope
 from idnode.industry.grants import GrantVisibility
 from idnode.industry.trace import (
     DEFAULT_DEPTH,
@@ -52,7 +55,6 @@ from idnode.industry.trace import (
     NodeSource,
     Tracer,
 )
-from idnode.protocol.codes import ResponseCode
 from idnode.store.txnlog import AuditEntry
 
 __all__ = ["DEFAULT_AUDIT_LIMIT", "MAX_AUDIT_LIMIT", "AuditApi", "TraceApi", "trace_openapi_paths"]
@@ -121,16 +123,17 @@ class AuditApi(ApiEndpoint):
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         if rest:
             raise unknown_endpoint(request)
-        identity = await self.auth.identify(request)
-        if identity is None:
-            raise HTTPError(ResponseCode.AUTHENTICATION_NEEDED, "Authentication needed")
-        if not await self.dispatcher.authorizer.is_server_admin(identity):
-            raise to_http_error(InvalidAdmin(f"{identity} is not a server administrator"))
+        scope = await read_scope(self.dispatcher, self.auth, request)
         after = _txn_id(params.first("after"))
         limit = min(_count(params, "limit", DEFAULT_AUDIT_LIMIT), MAX_AUDIT_LIMIT)
         handle = params.first("handle") or None
+        if handle is not None and not scope.covers_handle(handle):
+            raise to_http_error(
+                InsufficientPermissions(f"{scope.reader} may not read the trail of {handle}")
+            )
         entries = await self.dispatcher.store.audit(handle, after, limit)
         following = entries[-1].txn_id if entries else after
+        entries = [e for e in entries if scope.covers_handle(e.handle)]
         return render(
             params,
             {
@@ -317,7 +320,10 @@ def trace_openapi_paths() -> dict[str, Any]:
         "/api/audit": {
             "get": {
                 "summary": "The audit trail: every write with who made it and from where "
-                "(server administrators)",
+                "(read-only; server administrators, node_admin and auditor accounts: all of "
+                "it; an enterprise_admin account: its enterprise's prefixes; Basic, Handle "
+                "or Bearer authentication)",
+                "security": [{"basic": []}, {"handle": []}, {"bearer": []}],
                 "parameters": [
                     _query("handle", "Only the entries of this handle.", {"type": "string"}),
                     _query(
@@ -337,9 +343,9 @@ def trace_openapi_paths() -> dict[str, Any]:
                     ("The entries, oldest first", _AUDIT),
                     {
                         400: "Bad parameters (responseCode 4)",
-                        401: "Authentication needed (responseCode 402) or credentials that "
-                        "do not verify (403)",
-                        403: "Not a server administrator (responseCode 400)",
+                        401: "Authentication needed (responseCode 402) or credentials or a "
+                        "token that do not verify (403)",
+                        403: "Not a reader of this (responseCode 400 or 401)",
                     },
                 ),
             }

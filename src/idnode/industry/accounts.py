@@ -37,10 +37,31 @@ added to the group of each of its approved or active prefixes. Suspending or can
 unhomes the prefix: the node stops serving it (301 to every request for its identifiers, on
 every write path) but keeps its records; resuming homes it again.
 
+**App identities.** An app account may get an identity of its own with a key pair
+(:meth:`AccountService.create_app`, ``idnode account add --role app``): the handle
+``<prefix>/APP.<username>`` under the enterprise's first active prefix, holding an HS_ADMIN
+at 100 naming the enterprise admin group and the app's public key as HS_PUBKEY at 300; the
+account acts as ``300:<prefix>/APP.<username>``. The app then authenticates as itself over
+the native protocol and ``Authorization: Handle`` (challenge-response with its private key),
+or logs in with its password for a token, and as a member of the enterprise group it writes
+identifiers under the enterprise's prefixes. **Disabling** an account (:meth:`AccountService.
+set_enabled`, ``idnode account disable``) blocks it everywhere: its tokens stop working, it
+leaves the admin groups (a group lists the enterprise admin identity and the enabled
+accounts, and keeps members no account manages), and an app's key is renamed
+``DISABLED.HS_PUBKEY`` so no challenge verifies against it; enabling restores both.
+**Key rotation** (:meth:`AccountService.add_app_key`, :meth:`~AccountService.revoke_app_key`,
+the web console): a further key goes to the next free index (301, 302, ...) of the app's
+handle and its identity ``<index>:<handle>`` joins the enterprise's admin groups, so the app
+works with either key while it switches; revoking removes the key and that group member.
+Disabling renames every key of the handle.
+
 **Tokens** (:class:`TokenStore`) are random 32-byte URL-safe strings valid for 24 hours, kept
 in memory: a token is a bearer credential, so not writing it anywhere is the safer default,
 and a restart only costs clients a new login (which SNMS clients do on -1 anyway). A node
-whose HTTP API is served by several processes would need them in the database instead.
+served by several worker processes uses signed tokens instead, valid in every worker
+(:class:`idnode.industry.tokens.SignedTokens`). No token works while its account is
+disabled; disabling it through the SNMS admin API also ends its tokens for good (they stay
+ended when it is enabled again).
 
 The SNMS hashed login (``/identity/token/v1``) sends ``sha256(sha256(plain) + "yyyy-MM-dd")``
 in lowercase hex. Checking it needs ``sha256(plain)``, which is therefore stored as well
@@ -57,9 +78,11 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from idnode.errors import (
     AuthenticationFailed,
@@ -67,10 +90,17 @@ from idnode.errors import (
     InsufficientPermissions,
     InvalidValue,
 )
-from idnode.protocol.bodies import Body, HandleRequest, ResolutionRequest, ValuesRequest
+from idnode.protocol.bodies import (
+    Body,
+    HandleRequest,
+    RemoveValuesRequest,
+    ResolutionRequest,
+    ValuesRequest,
+)
 from idnode.protocol.codes import AdminPermission, OpCode, OpFlag
 from idnode.protocol.message import Message
 from idnode.protocol.types.hs_admin import AdminRecord
+from idnode.protocol.types.hs_pubkey import PublicKeyData
 from idnode.protocol.types.hs_vlist import ValueList
 from idnode.protocol.values import HandleValue, Reference
 from idnode.server.authz import Identity
@@ -80,21 +110,38 @@ from idnode.store.accounts_sql import (
     Account,
     AccountRepository,
     Enterprise,
+    HasAccounts,
     PrefixApplication,
     Transition,
 )
+from idnode.store.base import HandleStore
+from idnode.store.writectx import WriteContext, write_context
 
 __all__ = [
     "ADMIN_GROUP_INDEX",
+    "APP_KEY_INDEX",
+    "DISABLED_KEY_TYPE",
     "ENTERPRISE_PERMISSIONS",
+    "MAX_APP_KEYS",
     "TOKEN_LIFETIME",
     "AccountService",
     "PrefixState",
+    "RecordWriter",
     "Role",
+    "StoreWriter",
     "TokenStore",
+    "app_handle",
+    "app_values",
+    "group_value",
     "hash_password",
+    "home_prefix",
     "new_account",
     "parse_identity",
+    "public_key_data",
+    "refresh_groups",
+    "service_for",
+    "set_app_key_enabled",
+    "set_group_member",
     "v1_answer",
     "verify_password",
 ]
@@ -104,6 +151,13 @@ ADMIN_GROUP_INDEX = 200
 #: What the enterprise group may do on its prefix handles and identifiers: everything but
 #: creating or deleting prefixes (as the node's own handle admins, idnode.bootstrap).
 ENTERPRISE_PERMISSIONS = 0x0FFF & ~(AdminPermission.ADD_NA | AdminPermission.DELETE_NA)
+#: Index of an app identity's HS_PUBKEY; the account acts as ``300:<prefix>/APP.<name>``.
+APP_KEY_INDEX = 300
+#: Type an app's HS_PUBKEY takes while its account is disabled (no challenge verifies).
+DISABLED_KEY_TYPE = "DISABLED.HS_PUBKEY"
+#: Keys an app identity may hold at once (indexes 300-309): a few for key rotation.
+MAX_APP_KEYS = 10
+_KEY_TYPES = ("HS_PUBKEY", DISABLED_KEY_TYPE)
 #: Seconds a login token is valid (spec §2.4: 24 h).
 TOKEN_LIFETIME = 24 * 3600.0
 MAX_USERNAME = 50
@@ -259,6 +313,10 @@ class TokenStore:
             return None
         return found.username
 
+    def revoke(self, username: str) -> None:
+        """End every token issued to ``username`` so far."""
+        self._tokens = {k: t for k, t in self._tokens.items() if t.username != username}
+
 
 # -- the service -----------------------------------------------------------------------------
 class AccountService:
@@ -346,9 +404,8 @@ class AccountService:
         if not await self.repository.add_account(account):
             raise InvalidValue(f"the username {username!r} is taken")
         if enterprise_id is not None:
-            for application in await self.repository.list_applications(enterprise_id):
-                if application.state in (PrefixState.APPROVED, PrefixState.ACTIVE):
-                    await self._write_group(actor, application.prefix, enterprise_id)
+            writer = _DispatchWriter(self, actor)
+            await refresh_groups(writer, self.repository, enterprise_id)
         return account
 
     async def create_enterprise(
@@ -432,11 +489,7 @@ class AccountService:
         enterprise = await self.repository.get_enterprise(enterprise_id)
         if enterprise is None:
             raise HandleNotFound(f"no enterprise {enterprise_id!r}")
-        members = [enterprise.admin_identity]
-        members += [a.identity for a in await self.repository.list_accounts(enterprise_id)]
-        unique = [parse_identity(m) for m in dict.fromkeys(members)]
-        data = ValueList(tuple(Reference(i.handle, i.index) for i in unique)).to_bytes()
-        return HandleValue(ADMIN_GROUP_INDEX, "HS_VLIST", data)
+        return await group_value(self.repository, enterprise)
 
     async def _write_prefix_handle(self, actor: Account, application: PrefixApplication) -> None:
         handle = f"0.NA/{application.prefix}"
@@ -444,14 +497,334 @@ class AccountService:
         values = (HandleValue(100, "HS_ADMIN", admin), await self._group(application.enterprise_id))
         await self._execute(actor, OpCode.CREATE_HANDLE, ValuesRequest(handle, values))
 
-    async def _write_group(self, actor: Account, prefix: str, enterprise_id: str) -> None:
-        """Replace the admin group on ``0.NA/<prefix>`` by the enterprise's current members."""
-        group = await self._group(enterprise_id)
-        body = ValuesRequest(f"0.NA/{prefix}", (group,))
-        await self._execute(actor, OpCode.ADD_VALUE, body, OpFlag.OVRW)
+    # app identities and enabling -----------------------------------------------------------
+    async def create_app(
+        self,
+        actor: Account,
+        username: str,
+        password: str,
+        enterprise_id: str,
+        public_key: bytes,
+    ) -> Account:
+        """Create the app account ``username`` of the enterprise with an identity of its own
+        (module docstring) holding ``public_key`` (HS_PUBKEY data, :func:`public_key_data`).
+        Node admins for any enterprise, enterprise admins for their own; the handle and the
+        groups are written as ``actor``."""
+        self.require(actor, Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN)
+        if actor.role == Role.ENTERPRISE_ADMIN and actor.enterprise_id != enterprise_id:
+            raise InsufficientPermissions("an enterprise admin adds apps to its own enterprise")
+        prefix = await home_prefix(self.repository, enterprise_id)
+        handle = app_handle(prefix, username)
+        account = new_account(
+            username, password, Role.APP, f"{APP_KEY_INDEX}:{handle}",
+            enterprise_id=enterprise_id, now_ms=self._now_ms(),
+        )  # fmt: skip
+        if await self.repository.get_account(username) is not None:
+            raise InvalidValue(f"the username {username!r} is taken")
+        writer = _DispatchWriter(self, actor)
+        await writer.create(handle, app_values(prefix, public_key))
+        if not await self.repository.add_account(account):
+            raise InvalidValue(f"the username {username!r} is taken")
+        await refresh_groups(writer, self.repository, enterprise_id)
+        return account
+
+    async def set_enabled(self, actor: Account, username: str, enabled: bool) -> Account:
+        """Enable or disable ``username`` (node admins; enterprise admins for the accounts of
+        their enterprise): the account, its enterprise's admin groups and an app's key."""
+        self.require(actor, Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN)
+        account = await self.repository.get_account(username)
+        if account is None:
+            raise HandleNotFound(f"no account {username!r}")
+        if actor.role == Role.ENTERPRISE_ADMIN and (
+            account.enterprise_id != actor.enterprise_id or account.role != Role.APP
+        ):
+            raise InsufficientPermissions("an enterprise admin enables its own apps only")
+        await self.repository.set_account_enabled(username, enabled)
+        if not enabled:
+            self.tokens.revoke(username)
+        writer = _DispatchWriter(self, actor)
+        if account.enterprise_id is not None:
+            await refresh_groups(writer, self.repository, account.enterprise_id)
+        await set_app_key_enabled(writer, account, enabled)
+        found = await self.repository.get_account(username)
+        assert found is not None
+        return found
+
+    async def _own_app(self, actor: Account, username: str) -> tuple[Account, Identity]:
+        """The app account ``username`` with an identity handle of its own, if ``actor`` may
+        manage it (node admins; enterprise admins for their enterprise's apps)."""
+        self.require(actor, Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN)
+        account = await self.repository.get_account(username)
+        if account is None:
+            raise HandleNotFound(f"no account {username!r}")
+        if actor.role == Role.ENTERPRISE_ADMIN and account.enterprise_id != actor.enterprise_id:
+            raise InsufficientPermissions("an enterprise admin manages its own apps only")
+        identity = parse_identity(account.identity)
+        if account.role != Role.APP or "/APP." not in identity.handle:
+            raise InvalidValue(f"{username} is not an app with an identity handle of its own")
+        return account, identity
+
+    async def add_app_key(self, actor: Account, username: str, public_key: bytes) -> int:
+        """Add ``public_key`` (HS_PUBKEY data) to the app's identity handle at the first free
+        index from :data:`APP_KEY_INDEX`, and that identity (``<index>:<handle>``) to the
+        enterprise's admin groups: the app authenticates with either key until the old one
+        is revoked (key rotation). A disabled app's new key is stored disabled. The index."""
+        account, identity = await self._own_app(actor, username)
+        record = await self.dispatcher.store.get_handle(identity.handle) or ()
+        used = {v.index for v in record}
+        free = [i for i in range(APP_KEY_INDEX, APP_KEY_INDEX + MAX_APP_KEYS) if i not in used]
+        if not free or sum(v.type in _KEY_TYPES for v in record) >= MAX_APP_KEYS:
+            raise InvalidValue(f"an app holds at most {MAX_APP_KEYS} keys; revoke one first")
+        key_type = "HS_PUBKEY" if account.enabled else DISABLED_KEY_TYPE
+        writer = _DispatchWriter(self, actor)
+        await writer.put(identity.handle, (HandleValue(free[0], key_type, public_key),))
+        assert account.enterprise_id is not None
+        member = f"{free[0]}:{identity.handle}"
+        await set_group_member(writer, self.repository, account.enterprise_id, member, True)
+        return free[0]
+
+    async def revoke_app_key(self, actor: Account, username: str, index: int) -> None:
+        """Remove the key at ``index`` from the app's identity handle and its identity from
+        the enterprise's admin groups (the account's own identity stays: its login tokens act
+        as it). The app's last key cannot be revoked: add its successor first."""
+        account, identity = await self._own_app(actor, username)
+        record = await self.dispatcher.store.get_handle(identity.handle) or ()
+        keys = [v.index for v in record if v.type in _KEY_TYPES]
+        if index not in keys:
+            raise InvalidValue(f"{identity.handle} has no key at index {index}")
+        if len(keys) == 1:
+            raise InvalidValue("this is the app's only key: add another one before revoking it")
+        body = RemoveValuesRequest(identity.handle, (index,))
+        await self._execute(actor, OpCode.REMOVE_VALUE, body)
+        member = f"{index}:{identity.handle}"
+        if member != account.identity:
+            assert account.enterprise_id is not None
+            writer = _DispatchWriter(self, actor)
+            await set_group_member(writer, self.repository, account.enterprise_id, member, False)
 
     async def resolve_as(self, account: Account, handle: str) -> tuple[HandleValue, ...]:
         """``handle``'s values as ``account`` may see them (a RESOLUTION through the
         dispatcher as its identity)."""
         response = await self._execute(account, OpCode.RESOLUTION, ResolutionRequest(handle))
         return tuple(getattr(response.body, "values", ()))
+
+
+# -- app identities, groups and the writers they are written with ------------------------------
+def app_handle(prefix: str, username: str) -> str:
+    """The identity handle of the app ``username`` under ``prefix``."""
+    return f"{prefix}/APP.{username}"
+
+
+def public_key_data(key: bytes) -> bytes:
+    """HS_PUBKEY data of a PEM public key (or of a private key file, whose public half is
+    taken); InvalidValue when it is neither."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
+    from idnode.protocol.types.hs_pubkey import load_private_key
+
+    public: object
+    try:
+        public = serialization.load_pem_public_key(key)
+    except (ValueError, TypeError):
+        try:
+            public = load_private_key(key).public_key()
+        except Exception as exc:
+            raise InvalidValue("not a PEM public key (RSA or DSA)") from exc
+    if not isinstance(public, rsa.RSAPublicKey | dsa.DSAPublicKey):
+        raise InvalidValue("only RSA and DSA public keys can be app keys")
+    return PublicKeyData.from_public_key(public).to_bytes()
+
+
+def app_values(prefix: str, pubkey: bytes) -> tuple[HandleValue, ...]:
+    """The record of an app identity under ``prefix``: HS_ADMIN naming the enterprise admin
+    group, HS_PUBKEY ``pubkey`` at :data:`APP_KEY_INDEX`."""
+    group = f"0.NA/{prefix}"
+    admin = AdminRecord(ENTERPRISE_PERMISSIONS, group, ADMIN_GROUP_INDEX).to_bytes()
+    return (
+        HandleValue(100, "HS_ADMIN", admin),
+        HandleValue(APP_KEY_INDEX, "HS_PUBKEY", pubkey),
+    )
+
+
+async def home_prefix(repository: AccountRepository, enterprise_id: str) -> str:
+    """The enterprise's first active prefix (where its apps' identities live)."""
+    if await repository.get_enterprise(enterprise_id) is None:
+        raise HandleNotFound(f"no enterprise {enterprise_id!r}")
+    for application in await repository.list_applications(enterprise_id):
+        if application.state == PrefixState.ACTIVE and application.hosted:
+            return application.prefix
+    raise InvalidValue(f"the enterprise {enterprise_id} has no active prefix hosted here")
+
+
+async def group_value(
+    repository: AccountRepository,
+    enterprise: Enterprise,
+    existing: tuple[HandleValue, ...] | None = None,
+) -> HandleValue:
+    """The admin group of ``enterprise``'s prefixes: its admin identity and the identities of
+    its enabled accounts, after the members of the group in ``existing`` (a prefix handle's
+    record) that are not identities of its disabled accounts: members the accounts do not
+    manage (e.g. a key identity of the node's own prefix) are kept."""
+    accounts = await repository.list_accounts(enterprise.id)
+    enabled = {a.identity for a in accounts if a.enabled}
+    disabled = (
+        {a.identity for a in accounts if not a.enabled} - enabled - {enterprise.admin_identity}
+    )
+    members: list[str] = []
+    current = next(
+        (v for v in existing or () if v.index == ADMIN_GROUP_INDEX and v.type == "HS_VLIST"), None
+    )
+    if current is not None:
+        try:
+            members += [f"{r.index}:{r.handle}" for r in ValueList.from_bytes(current.data)]
+        except Exception:  # a malformed group is replaced
+            members = []
+    members = [m for m in members if m not in disabled]
+    members += [enterprise.admin_identity, *sorted(enabled)]
+    unique = [parse_identity(m) for m in dict.fromkeys(members)]
+    data = ValueList(tuple(Reference(i.handle, i.index) for i in unique)).to_bytes()
+    return HandleValue(ADMIN_GROUP_INDEX, "HS_VLIST", data)
+
+
+class RecordWriter(Protocol):
+    """How account administration writes records: through the dispatcher as an account
+    (:class:`AccountService`), or straight into a store (:class:`StoreWriter`, the CLI)."""
+
+    async def read(self, handle: str) -> tuple[HandleValue, ...] | None: ...
+
+    async def create(self, handle: str, values: Sequence[HandleValue]) -> None: ...
+
+    async def put(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Add ``values``, replacing those at the same indexes."""
+        ...
+
+
+class _DispatchWriter:
+    def __init__(self, service: AccountService, actor: Account) -> None:
+        self.service, self.actor = service, actor
+
+    async def read(self, handle: str) -> tuple[HandleValue, ...] | None:
+        return await self.service.dispatcher.store.get_handle(handle)
+
+    async def create(self, handle: str, values: Sequence[HandleValue]) -> None:
+        body = ValuesRequest(handle, tuple(values))
+        await self.service._execute(self.actor, OpCode.CREATE_HANDLE, body)
+
+    async def put(self, handle: str, values: Sequence[HandleValue]) -> None:
+        body = ValuesRequest(handle, tuple(values))
+        await self.service._execute(self.actor, OpCode.ADD_VALUE, body, OpFlag.OVRW)
+
+
+class StoreWriter:
+    """Writes straight into ``store`` (values timestamped now), recorded in the audit trail
+    with the actor ``actor`` and the origin ``origin``."""
+
+    def __init__(self, store: HandleStore, actor: str, origin: str = "cli") -> None:
+        self.store = store
+        self.context = WriteContext(actor=actor, origin=origin)
+
+    def _stamped(self, values: Sequence[HandleValue]) -> list[HandleValue]:
+        now = int(time.time())
+        return [v.with_changes(timestamp=now) for v in values]
+
+    async def read(self, handle: str) -> tuple[HandleValue, ...] | None:
+        return await self.store.get_handle(handle)
+
+    async def create(self, handle: str, values: Sequence[HandleValue]) -> None:
+        with write_context(self.context):
+            await self.store.create_handle(handle, self._stamped(values))
+
+    async def put(self, handle: str, values: Sequence[HandleValue]) -> None:
+        with write_context(self.context):
+            await self.store.add_values(handle, self._stamped(values), overwrite=True)
+
+
+async def refresh_groups(
+    writer: RecordWriter, repository: AccountRepository, enterprise_id: str
+) -> None:
+    """Rewrite the admin group on ``0.NA/<prefix>`` of each approved or active prefix of the
+    enterprise with its current members (:func:`group_value`), where it changes."""
+    enterprise = await repository.get_enterprise(enterprise_id)
+    if enterprise is None:
+        return
+    for application in await repository.list_applications(enterprise_id):
+        handle = f"0.NA/{application.prefix}"
+        if application.state not in (PrefixState.APPROVED, PrefixState.ACTIVE):
+            continue
+        record = await writer.read(handle)
+        if record is not None:
+            group = await group_value(repository, enterprise, record)
+            current = [v.data for v in record if v.index == ADMIN_GROUP_INDEX]
+            if current != [group.data]:
+                await writer.put(handle, (group,))
+
+
+async def set_app_key_enabled(writer: RecordWriter, account: Account, enabled: bool) -> None:
+    """An app identity's keys (every HS_PUBKEY of its handle: the one at its identity's
+    index and those added for key rotation) as HS_PUBKEY (enabled) or
+    :data:`DISABLED_KEY_TYPE`; nothing for accounts without an identity of their own."""
+    identity = parse_identity(account.identity)
+    if account.role != Role.APP or "/APP." not in identity.handle:
+        return
+    record = await writer.read(identity.handle)
+    wanted = "HS_PUBKEY" if enabled else DISABLED_KEY_TYPE
+    changed = [v.with_changes(type=wanted) for v in record or ()
+               if v.type in _KEY_TYPES and v.type != wanted]  # fmt: skip
+    if changed:
+        await writer.put(identity.handle, changed)
+
+
+async def set_group_member(
+    writer: RecordWriter,
+    repository: AccountRepository,
+    enterprise_id: str,
+    member: str,
+    present: bool,
+) -> None:
+    """Add ``member`` (``index:handle``) to, or remove it from, the admin group of each
+    approved or active prefix of the enterprise. A member added this way is one the accounts
+    do not manage, so :func:`refresh_groups` keeps it (:func:`group_value`)."""
+    enterprise = await repository.get_enterprise(enterprise_id)
+    if enterprise is None:
+        return
+    wanted = parse_identity(member)
+    for application in await repository.list_applications(enterprise_id):
+        if application.state not in (PrefixState.APPROVED, PrefixState.ACTIVE):
+            continue
+        handle = f"0.NA/{application.prefix}"
+        record = await writer.read(handle)
+        if record is None:
+            continue
+        edited: list[HandleValue] = []
+        for value in record:
+            if value.index == ADMIN_GROUP_INDEX and value.type == "HS_VLIST":
+                try:
+                    refs = list(ValueList.from_bytes(value.data).entries)
+                except Exception:  # a malformed group is replaced by group_value
+                    refs = []
+                refs = [r for r in refs if (r.handle, r.index) != (wanted.handle, wanted.index)]
+                if present:
+                    refs.append(Reference(wanted.handle, wanted.index))
+                value = value.with_changes(data=ValueList(tuple(refs)).to_bytes())
+            edited.append(value)
+        group = await group_value(repository, enterprise, tuple(edited))
+        current = [v.data for v in record if v.index == ADMIN_GROUP_INDEX]
+        if current != [group.data]:
+            await writer.put(handle, (group,))
+
+
+_SERVICES: weakref.WeakKeyDictionary[Dispatcher, AccountService] = weakref.WeakKeyDictionary()
+
+
+def service_for(dispatcher: Dispatcher) -> AccountService | None:
+    """The one :class:`AccountService` (and so the one token store) of ``dispatcher``'s
+    node, shared by every interface that accepts login tokens (the SNMS API, ``/api/stats``,
+    ``/api/audit``); None when its store keeps no accounts."""
+    if not isinstance(dispatcher.store, HasAccounts):
+        return None
+    service = _SERVICES.get(dispatcher)
+    if service is None:
+        service = AccountService(dispatcher.store.accounts(), dispatcher)
+        _SERVICES[dispatcher] = service
+    return service

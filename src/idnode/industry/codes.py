@@ -49,6 +49,7 @@ class Code(enum.StrEnum):
     TEMPLATE_STATE = "template_state"  #: draft (nothing) or withdrawn (no new registrations)
     TEMPLATE_DEFINITION = "template_definition"  #: a template's own record breaks the rules
     TEMPLATE_UNAVAILABLE = "template_unavailable"  #: the linked template could not be read
+    TEMPLATE_USE = "template_use"  #: the writer is not granted the use of the template
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,7 @@ class RecordReader:
 @dataclass
 class _Cached:
     history: TemplateHistory
+    values: tuple[HandleValue, ...]
     expires: float
 
 
@@ -146,11 +147,24 @@ class TemplateSource:
             ) from exc
         history = self._parse(handle, values)
         expires = now + self.max_age if math.isfinite(self.max_age) else math.inf
-        self._cache[key] = _Cached(history, expires)
+        self._cache[key] = _Cached(history, values or (), expires)
         self._cache.move_to_end(key)
         while len(self._cache) > self.size:
             self._cache.popitem(last=False)
         return history
+
+    async def record(self, handle: str, pending: Pending | None = None) -> tuple[HandleValue, ...]:
+        """The values of template ``handle`` as :meth:`history` read them (same cache, same
+        errors): its grant values with its definitions."""
+        key = handle_key(handle)
+        if pending is not None and key in pending.records:
+            return pending.records[key]
+        await self.history(handle)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached.values
+        values = await self.reader.read(handle)  # evicted at once by a tiny cache
+        return values or ()
 
     @staticmethod
     def _parse(handle: str, values: tuple[HandleValue, ...] | None) -> TemplateHistory:

@@ -28,7 +28,14 @@ batch, ``idnode import``) computes the complete record the identifier will have 
    guard sets it to the version validated against: on a registration it is added, on a
    modification an older one carried over is updated. :attr:`WritePlan.rewritten` tells the
    caller the record differs from the plain change, so it must be written whole.
-4. **Index entries** (:mod:`idnode.store.writectx`): one REFERENCE entry per identifier named
+4. **The use of the template** (spec §2.3 template grant: who may "see/use" it). On a
+   registration made by a known ``writer``, a template whose record has a ``TEMPLATE.GRANT``
+   value (1010) that is ``specified`` admits only its administrators (READ_VALUE through
+   the template's HS_ADMIN, or a server administrator) and the identities (or members of
+   the groups) it lists; a ``public`` grant, or none, admits everyone. A refusal is the
+   field error ``template_use`` on ``TEMPLATE``. Modifications of existing identifiers are
+   not use checks (their editors hold HS_ADMIN rights or edit grants on the identifier).
+5. **Index entries** (:mod:`idnode.store.writectx`): one REFERENCE entry per identifier named
    by a reference attribute (each item of a multi-valued one) and one UNIQUE entry per value
    of a unique attribute, computed from the record as written. The store writes them in the
    same transaction as the record; a UNIQUE key another identifier holds makes the store
@@ -48,7 +55,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from idnode.errors import UniqueValueTaken
+from idnode.errors import InsufficientPermissions, InvalidAdmin, InvalidValue, UniqueValueTaken
 from idnode.industry.codes import Code, FieldError, TemplateViolation
 from idnode.industry.datatypes import split_items
 from idnode.industry.directory import (
@@ -59,18 +66,25 @@ from idnode.industry.directory import (
     TemplateSource,
     unique_key,
 )
+from idnode.industry.grants import Scope, template_grant_from_value
 from idnode.industry.history import check_transition
 from idnode.industry.layout import (
     DATA_INDEX_START,
     DEFINITION_TYPE,
+    TEMPLATE_GRANT_INDEX,
+    TEMPLATE_GRANT_TYPE,
+    TEMPLATE_LINK_INDEX,
+    TEMPLATE_LINK_TYPE,
     TEMPLATE_VERSION_INDEX,
     TEMPLATE_VERSION_TYPE,
 )
 from idnode.industry.model import AttributeType, InvalidTemplate, Template
 from idnode.industry.records import history_from_values, is_template_record, template_link
 from idnode.industry.validate import Mode, validate
+from idnode.protocol.codes import AdminPermission
 from idnode.protocol.values import HandleValue
 from idnode.resolver import Resolver
+from idnode.server.authz import Authorizer, Identity
 from idnode.store.base import HandleStore, handle_key
 from idnode.store.writectx import IndexEntry, IndexKind
 
@@ -169,7 +183,9 @@ class TemplateGuard:
     ``is_local`` says whether this node holds a handle (then it is read from ``store``);
     other handles are read through ``resolver`` when there is one. Parsed templates are
     cached (``cache_size`` templates, each for at most ``max_age`` seconds of ``clock``);
-    call :meth:`written` after writing or deleting a handle on this node.
+    call :meth:`written` after writing or deleting a handle on this node. ``authorizer``
+    decides the use of templates (step 4; by default one over ``store`` without server
+    administrators).
     """
 
     def __init__(
@@ -181,7 +197,9 @@ class TemplateGuard:
         cache_size: int = 256,
         max_age: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        authorizer: Authorizer | None = None,
     ) -> None:
+        self.authorizer = authorizer or Authorizer(store)
         self.reader = RecordReader(store, resolver=resolver, is_local=is_local)
         self.templates = TemplateSource(self.reader, size=cache_size, max_age=max_age, clock=clock)
 
@@ -198,12 +216,14 @@ class TemplateGuard:
         given: Sequence[HandleValue] = (),
         timestamp: int = 0,
         pending: Pending | None = None,
+        writer: Identity | None = None,
     ) -> WritePlan:
         """Check the write turning ``before`` into ``after`` (None: absent) and return what
         to write. ``given`` are the values the write itself sets (a 1002 among them is kept
         as given); ``timestamp`` is put on a version link the guard adds or updates.
         ``pending`` holds a batch's earlier items, and the item is added to it when it
-        passes. Raises :class:`TemplateViolation`."""
+        passes. ``writer``: who writes, for the use of the template (None: not checked).
+        Raises :class:`TemplateViolation`."""
         if after is None:
             return WritePlan(None)
         after = tuple(after)
@@ -211,7 +231,9 @@ class TemplateGuard:
             self._check_template_record(handle, before, after)
             plan = WritePlan(after)
         else:
-            plan = await self._check_instance(handle, before, after, given, timestamp, pending)
+            plan = await self._check_instance(
+                handle, before, after, given, timestamp, pending, writer
+            )
         if pending is not None and plan.values is not None:
             pending.add(handle, plan.values, list(plan.unique_fields))
         return plan
@@ -239,6 +261,7 @@ class TemplateGuard:
         given: Sequence[HandleValue],
         timestamp: int,
         pending: Pending | None,
+        writer: Identity | None = None,
     ) -> WritePlan:
         link_after = template_link(after)
         link_before = None if before is None else template_link(before)
@@ -249,6 +272,8 @@ class TemplateGuard:
         mode = Mode.UPDATE if same else Mode.CREATE
         previous = tuple(before or ()) if same else ()
         template = (await self.templates.history(link[0], pending)).for_write()
+        if mode is Mode.CREATE and writer is not None:
+            await self.check_use(link[0], writer, pending)
         values = _with_version(after, template, mode, given, timestamp)
         lookups = StoreLookups(self.reader, pending)
         errors = await validate(template, handle, values, lookups, mode=mode, previous=previous)
@@ -256,6 +281,46 @@ class TemplateGuard:
             raise TemplateViolation(_explain_unreachable(errors, lookups.unreachable))
         entries, unique = index_entries(template, values)
         return WritePlan(values, entries, template, values != after, unique)
+
+    async def may_use(
+        self, template: str, writer: Identity, pending: Pending | None = None
+    ) -> bool:
+        """Whether ``writer`` may register identifiers against ``template`` (step 4 of the
+        module docstring). Raises :class:`TemplateViolation` when the template cannot be
+        read."""
+        record = await self.templates.record(template, pending)
+        value = next(
+            (v for v in record
+             if v.index == TEMPLATE_GRANT_INDEX and v.type == TEMPLATE_GRANT_TYPE),
+            None,
+        )  # fmt: skip
+        if value is None:
+            return True
+        try:
+            access = template_grant_from_value(value)
+        except InvalidValue:
+            access = None  # malformed: its administrators only
+        if access is not None and access.scope is Scope.PUBLIC:
+            return True
+        if access is not None and await self.authorizer.is_any_of(writer, access.users):
+            return True
+        try:
+            await self.authorizer.require(writer, record, AdminPermission.READ_VALUE)
+        except (InvalidAdmin, InsufficientPermissions):
+            return False
+        return True
+
+    async def check_use(
+        self, template: str, writer: Identity, pending: Pending | None = None
+    ) -> None:
+        """Raise the ``template_use`` error unless :meth:`may_use`."""
+        if not await self.may_use(template, writer, pending):
+            message = (
+                f"{writer} may not register identifiers against {template}: its template "
+                "grant is specified and does not list this identity"
+            )
+            error = FieldError(TEMPLATE_LINK_TYPE, Code.TEMPLATE_USE, message, TEMPLATE_LINK_INDEX)
+            raise TemplateViolation([error])
 
 
 def _explain_unreachable(errors: list[FieldError], unreachable: dict[str, str]) -> list[FieldError]:

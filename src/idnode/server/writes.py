@@ -80,12 +80,15 @@ class Writes:
         after: Sequence[HandleValue],
         given: Sequence[HandleValue],
         pending: Pending | None = None,
+        writer: Identity | None = None,
     ) -> WritePlan:
-        """:meth:`TemplateGuard.check` of the write (raises TemplateViolation)."""
+        """:meth:`TemplateGuard.check` of the write by ``writer`` (raises
+        TemplateViolation)."""
         timestamp = int(self._clock())
         return await self.guard.check(
-            handle, before, after, given=given, timestamp=timestamp, pending=pending
-        )
+            handle, before, after, given=given, timestamp=timestamp, pending=pending,
+            writer=writer,
+        )  # fmt: skip
 
     async def run(
         self,
@@ -125,7 +128,7 @@ class Writes:
         """Check the change of ``handle`` from ``before`` to ``after`` (``given``: the values
         the request sets) and write it: as ``change`` (the store's own add/modify/remove),
         or, when the guard set the template version link, as the whole record."""
-        plan = await self.check(handle, before, after, given)
+        plan = await self.check(handle, before, after, given, writer=identity)
         if plan.rewritten:
             record = plan.values or ()
             change = functools.partial(self.store.create_handle, handle, record, overwrite=True)
@@ -151,7 +154,7 @@ class Writes:
         for position, (handle, plan) in plans.items():
             values = plan.values or ()
             try:
-                again = await self.check(handle, None, values, values)
+                again = await self.check(handle, None, values, values, writer=identity)
                 created |= await self.create_records(identity, {position: (handle, again)})
             except HandleError as exc:
                 results[position] = batch_error(exc)
