@@ -160,11 +160,14 @@ class Bench:
         server = f"idnode {backend}"
         port, http_port = free_port(), free_port()
         log = self.work / f"idnode-{backend}-{size}.log"
+        if self.args.set:
+            _configure(data.config, self.args.set)
         child = start_idnode(server, data.config, port, http_port, log)
         try:
             per_id = data.bytes_per_id
             kinds: tuple[tuple[str, loadgen.Kind], ...] = (
                 ("UDP", "handle-udp"),
+                ("UDP certified", "handle-udp-certified"),  # each answer signed (CT, RD)
                 ("TCP", "handle-tcp"),
             )
             for interface, kind in kinds:
@@ -337,6 +340,21 @@ def _mem_available() -> int:
     return 0
 
 
+def _configure(path: Path, settings: list[str]) -> None:
+    """Apply ``KEY=VALUE`` settings (``[node]`` keys, TOML values) to the node's file."""
+    import dataclasses
+    import tomllib
+
+    from idnode.server.config import NodeConfig
+
+    changes = {}
+    for setting in settings:
+        key, _, value = setting.partition("=")
+        changes[key.strip()] = tomllib.loads(f"v = {value}")["v"]
+    config = dataclasses.replace(NodeConfig.load(path), **changes)
+    path.write_text(config.dump(), encoding="utf-8")
+
+
 def parse_sizes(text: str) -> list[int]:
     return [int(float(part)) for part in text.split(",") if part.strip()]
 
@@ -354,6 +372,13 @@ def main() -> None:
         type=lambda s: s.split(","),
         default=[],
         help="references to leave out: knot,nginx",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [node] setting for idnode, e.g. workers=2, metrics='off', response_cache=0",
     )
     parser.add_argument("--write-docs", action="store_true", help="update docs/performance.md")
     parser.add_argument("--docs", type=Path, default=BENCH.parent / "docs" / "performance.md")

@@ -54,7 +54,7 @@ PREFIX = "88.118.8"
 #: The DNS zone of the reference data set: identifier n is ``bench-<n>.bench.test.`` TXT.
 DNS_ZONE = "bench.test"
 
-Kind = Literal["handle-udp", "handle-tcp", "dns-udp"]
+Kind = Literal["handle-udp", "handle-udp-certified", "handle-tcp", "dns-udp"]
 
 
 def handle_of(n: int) -> str:
@@ -77,14 +77,17 @@ class Requests(Protocol):
 
 class HandleRequests:
     """Resolution requests (flags REC and PO, as idnode's client sends them) for
-    ``88.118.8/BENCH-<n>``; with ``keep_alive`` the KA flag too."""
+    ``88.118.8/BENCH-<n>``; with ``keep_alive`` the KA flag too; with ``certified`` CT and
+    RD (signed answers, as a verifying client asks for them)."""
 
     id_space = 1 << 32
 
-    def __init__(self, keep_alive: bool = False) -> None:
+    def __init__(self, keep_alive: bool = False, certified: bool = False) -> None:
         from idnode.protocol.codes import OpFlag
 
         self._flags = OpFlag.REC | OpFlag.PO | (OpFlag.KA if keep_alive else 0)
+        if certified:
+            self._flags |= OpFlag.CT | OpFlag.RD
         self._parts: dict[int, tuple[bytes, bytes, bytes]] = {}
         self._partial: dict[int, list[Any]] = {}  # id -> [bytes in, success]
         for digits in range(1, 11):
@@ -238,7 +241,11 @@ def _worker(load: Load, index: int, results: mp.Queue[Outcome | str]) -> None:
         if load.kind == "handle-tcp":
             out = _tcp(load, HandleRequests(keep_alive=True), rng)
         else:
-            requests = DnsRequests() if load.kind == "dns-udp" else HandleRequests()
+            requests = (
+                DnsRequests()
+                if load.kind == "dns-udp"
+                else HandleRequests(certified=load.kind == "handle-udp-certified")
+            )
             out = _udp(load, requests, rng)
         results.put(out)
     except Exception as exc:  # reported by the parent, never raised there

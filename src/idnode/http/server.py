@@ -145,6 +145,8 @@ class HTTPServer:
             ssl_keyfile=str(keyfile) if keyfile else None,
         )
         self._server = _EmbeddedServer(self.config)
+        #: Bind with SO_REUSEPORT (several worker processes share the port).
+        self.reuse_port = False
         self._socket: socket.socket | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -163,7 +165,9 @@ class HTTPServer:
         self.config.load()
         host = self.config.host
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-        self._socket = socket.create_server((host, self.config.port), family=family)
+        self._socket = socket.create_server(
+            (host, self.config.port), family=family, reuse_port=self.reuse_port
+        )
         self._socket.setblocking(False)
         self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
         while not self._server.started:
@@ -198,12 +202,16 @@ class HTTPServer:
         return True
 
     async def _watch_tls(self) -> None:
+        # A change is loaded once the files have stayed unchanged for one more interval, so a
+        # certificate and key written one after the other are not loaded as a mismatched pair.
+        seen = self._tls_stamp
         while True:
             await asyncio.sleep(self._tls_watch)
             stamp = self._stamp()
-            if stamp is not None and stamp != self._tls_stamp:
+            if stamp is not None and stamp == seen and stamp != self._tls_stamp:
                 self._tls_stamp = stamp
                 self.reload_tls()
+            seen = stamp
 
     async def close(self) -> None:
         """Stop accepting, let requests in progress finish (bounded), release the socket."""

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
+from idnode.crypto.sm2 import Sm2PublicKey
 from idnode.errors import (
     AuthenticationFailed,
     AuthenticationRequired,
@@ -99,6 +100,7 @@ from idnode.protocol.values import HandleValue
 from idnode.resolver import Resolver
 from idnode.server.authz import Authorizer, Identity
 from idnode.server.challenges import Challenges
+from idnode.server.metrics import Metrics
 from idnode.server.negotiation import (
     challenge,
     digest_request,
@@ -109,10 +111,13 @@ from idnode.server.negotiation import (
 from idnode.server.origin import PEER
 from idnode.server.ratelimit import ClientLimiter
 from idnode.server.replication import ReplicationSource, stream_sink
+from idnode.server.respcache import NOTE, ResponseCache
+from idnode.server.sessions import Sessions
 from idnode.server.stats import ResolutionCounter
 from idnode.server.writes import BatchResult, Writes, batch_error, edited
 from idnode.store.base import HandleStore, handle_key, prefix_of
 from idnode.store.records import add_values_edit, modify_values_edit, remove_values_edit
+from idnode.trust.verify import TrustPolicy
 
 __all__ = ["Dispatcher", "NodeIdentity"]
 
@@ -225,6 +230,14 @@ class Dispatcher:
         #: Answers replication requests from the store's log; streams need the server key.
         self.replication = None if server_key is None else ReplicationSource(store, server_key)
         self.challenges = Challenges(timeout=challenge_timeout)
+        #: Native sessions (op 400): key agreement, HS_MAC checks, session challenges.
+        self.sessions = Sessions(
+            store.get_handle,
+            server_key=server_key,
+            clock=clock,
+            site_info_serial=lambda: self.node.site_serial,
+            challenge_timeout=challenge_timeout,
+        )
         #: Per-address limits on failed authentications and on writes.
         self.limiter = limiter or ClientLimiter()
         self._clock = clock
@@ -233,12 +246,22 @@ class Dispatcher:
         self.resolver = resolver
         #: Checks every write of an identifier against its metadata template; templates and
         #: references on other nodes are read through ``resolver``.
-        self.templates = TemplateGuard(store, is_local=self._holds, resolver=resolver, clock=clock)
+        self.templates = TemplateGuard(
+            store, is_local=self._holds, resolver=resolver, clock=clock, authorizer=self.authorizer
+        )
         self.writes = Writes(store, self.templates, clock)
         #: Successful resolutions per prefix per day (idnode.server.stats), flushed by the node.
         self.counter = ResolutionCounter(clock)
         #: Per-attribute data permissions; templates on other nodes come through ``resolver``.
         self.grants = GrantPolicy(self.authorizer, self._template_record)
+        #: Encoded responses to anonymous resolutions (idnode.server.respcache); the
+        #: transports consult it, the node sets it.
+        self.respcache: ResponseCache | None = None
+        #: Counters and timings (idnode.server.metrics); None: not recorded.
+        self.metrics: Metrics | None = None
+        #: The trust root ``/api/verify`` checks signed values against (idnode.trust); the
+        #: node sets it from ``[trust]``; None: verification not offered.
+        self.trust: TrustPolicy | None = None
         self._random = random_bytes
         self._handlers: dict[int, Handler] = {
             OpCode.RESOLUTION: self._resolve,
@@ -262,7 +285,8 @@ class Dispatcher:
 
     async def dispatch(self, request: Message) -> Message:
         """Answer one request. Never raises."""
-        return self._certify(await self._dispatch(request))
+        response = await self._dispatch(request)
+        return self.sessions.seal(response) or self._certify(response)
 
     def _certify(self, response: Message) -> Message:
         """Sign the response with the server key when its request set CT (spec §3.3). The
@@ -287,6 +311,8 @@ class Dispatcher:
                 raise ProtocolViolation("expected a request, got a response")
             if request.op == OpCode.CHALLENGE_RESPONSE:
                 return await self._answer_challenge(request)
+            if self.sessions.applies_to(request):
+                return await self.sessions.handle(request, self._run)
             return await self._run(request, None)
         except HandleError as exc:
             return self._error(request, exc.response_code, exc.message)
@@ -345,17 +371,23 @@ class Dispatcher:
     def _challenge(self, request: Message) -> Message:
         nonce = self._random(16)
         digest = digest_request(request, response_version(request))
-        session_id = self.challenges.add(request, nonce, digest.digest, self._clock())
+        if self.sessions.hold_challenge(request, nonce, digest.digest):
+            session_id = request.session_id  # a request in a session: challenged in it
+        else:
+            session_id = self.challenges.add(request, nonce, digest.digest, self._clock())
         return challenge(request, nonce, digest, session_id, site_info_serial=self.node.site_serial)
 
     async def _answer_challenge(self, answer: Message) -> Message:
         body = answer.body
         assert isinstance(body, ChallengeAnswer)
-        pending = self.challenges.take(answer.session_id, self._clock())
+        held = self.sessions.take_challenge(answer.session_id)
+        pending = held[1] if held else self.challenges.take(answer.session_id, self._clock())
         if pending is None:
             raise AuthenticationTimeout()
-        # The outcome answers the original request, addressed to the answer (spec §0.6).
-        original = pending.request.replace(request_id=answer.request_id, session_id=0)
+        # The outcome answers the original request, addressed to the answer (spec §0.6), in
+        # the original request's session if it had one.
+        session_id = held[0].session_id if held else 0
+        original = pending.request.replace(request_id=answer.request_id, session_id=session_id)
         identity = Identity(body.identity_handle, body.identity_index)
         try:
             old_format = response_version(pending.request) < (2, 1)
@@ -367,6 +399,8 @@ class Dispatcher:
                 pending.digest,
                 old_format=old_format,
             )
+            if held is not None:
+                self.sessions.authenticated(held[0], identity, pending.request)
             return await self._run(original, identity)
         except HandleError as exc:
             return self._error(original, exc.response_code, exc.message)
@@ -412,7 +446,7 @@ class Dispatcher:
                 key = PublicKeyData.from_bytes(value.data).to_public_key()
             except ProtocolViolation as exc:
                 raise AuthenticationFailed(f"the HS_PUBKEY of {identity} is unusable") from exc
-            if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
+            if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey | Sm2PublicKey):
                 raise AuthenticationFailed(f"the HS_PUBKEY of {identity} cannot sign")
             ok = auth.verify_public_key_answer(key, nonce, digest, signed_response)
         else:
@@ -532,7 +566,12 @@ class Dispatcher:
         return out
 
     async def _record(self, handle: str) -> tuple[HandleValue, ...]:
-        values = await self.store.get_handle(handle)
+        if self.metrics is None:
+            values = await self.store.get_handle(handle)
+        else:
+            started = time.perf_counter()
+            values = await self.store.get_handle(handle)
+            self.metrics.store_call("get_handle", time.perf_counter() - started)
         if values is None:
             raise HandleNotFound("")
         return values
@@ -573,6 +612,9 @@ class Dispatcher:
                 raise RecursionCountTooHigh()
             values = await self.resolver.resolve(body.handle, body.types, body.indexes)
             return ResolutionResponse(body.handle, values)
+        note = NOTE.get()
+        if note is not None and self.respcache is not None:
+            self.respcache.begin(note, body.handle)  # before the read (see respcache)
         record = await self._record(body.handle)
         values = record
         if body.indexes or body.types:
@@ -596,6 +638,8 @@ class Dispatcher:
             if identity is None:
                 raise AuthenticationRequired()
             await self.authorizer.require(identity, record, AdminPermission.READ_VALUE)
+        if note is not None and identity is None and not grants.instance:
+            note.cacheable = True  # what any anonymous requester sees, from this record alone
         return ResolutionResponse(body.handle, values)
 
     @staticmethod
@@ -653,7 +697,7 @@ class Dispatcher:
             if existing is not None:
                 await self.authorizer.require(identity, existing, AdminPermission.DELETE_HANDLE)
         values = self._stamp(body.values)
-        plan = await self.writes.check(handle, existing, values, values)
+        plan = await self.writes.check(handle, existing, values, values, writer=identity)
         record = plan.values or ()
         await self.writes.run(
             identity,
@@ -715,7 +759,9 @@ class Dispatcher:
                     raise HandleAlreadyExists("given twice in this batch")
                 seen.add(key)
                 stamped = self._stamp(values)
-                plan = await self.writes.check(handle, None, stamped, stamped, pending)
+                plan = await self.writes.check(
+                    handle, None, stamped, stamped, pending, writer=identity
+                )
                 plans[position] = handle, plan
             except HandleError as exc:
                 results[position] = batch_error(exc)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
@@ -25,7 +26,7 @@ from idnode.protocol.framing import fragment
 from idnode.protocol.message import ENVELOPE_SIZE, Envelope
 from idnode.server.dispatch import Dispatcher
 from idnode.server.origin import PEER, peer_text
-from idnode.server.wire_io import answer, salvage
+from idnode.server.wire_io import answer, cached, salvage
 
 __all__ = ["TransportLimits", "UDPServer", "serve_tcp", "serve_udp"]
 
@@ -56,19 +57,33 @@ class UDPServer(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        started = time.perf_counter()
+        hit = cached(self._dispatcher, data)  # answered from the response cache: no task
+        if hit is not None:
+            if self._transport is not None:
+                for datagram in fragment(hit[0]):
+                    self._transport.sendto(datagram, addr)
+            if (metrics := self._dispatcher.metrics) is not None:
+                metrics.native("udp", hit[0], time.perf_counter() - started)
+            return
         if len(self._tasks) >= self._limits.max_inflight:
             return
-        task = asyncio.get_running_loop().create_task(self._answer(data, addr))
+        task = asyncio.get_running_loop().create_task(self._answer(data, addr, started))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, data: bytes, addr: tuple[str, int]) -> None:
+    async def _answer(self, data: bytes, addr: tuple[str, int], started: float = 0.0) -> None:
         PEER.set(peer_text(addr))  # this task answers this datagram only
         try:
             env = Envelope.decode(data)
             if env.sequence != 0 or len(data) != ENVELOPE_SIZE + env.length:
                 raise ProtocolViolation("a UDP request must fit in one datagram")
-            response, _ = await answer(self._dispatcher, data)
+            opened = self._dispatcher.sessions.unwrap(data)  # ENC: decrypt in its session
+            if isinstance(opened, bytes):
+                response, request = await answer(self._dispatcher, opened)
+                response = self._dispatcher.sessions.wrap(request, response)
+            else:
+                response = opened.encode()
         except ProtocolViolation as exc:
             stub = salvage(data)
             if stub is None:
@@ -80,6 +95,8 @@ class UDPServer(asyncio.DatagramProtocol):
         if response and self._transport is not None:
             for datagram in fragment(response):
                 self._transport.sendto(datagram, addr)
+            if (metrics := self._dispatcher.metrics) is not None:
+                metrics.native("udp", response, time.perf_counter() - started)
 
     async def drain(self) -> None:
         if self._tasks:
@@ -87,17 +104,28 @@ class UDPServer(asyncio.DatagramProtocol):
 
 
 async def serve_udp(
-    dispatcher: Dispatcher, host: str, port: int, limits: TransportLimits
+    dispatcher: Dispatcher,
+    host: str,
+    port: int,
+    limits: TransportLimits,
+    *,
+    reuse_port: bool = False,
 ) -> tuple[asyncio.DatagramTransport, UDPServer]:
+    """``reuse_port``: bind with SO_REUSEPORT (worker processes sharing the port)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(
-        lambda: UDPServer(dispatcher, limits), local_addr=(host, port)
+        lambda: UDPServer(dispatcher, limits), local_addr=(host, port), reuse_port=reuse_port
     )
     return transport, protocol
 
 
 async def serve_tcp(
-    dispatcher: Dispatcher, host: str, port: int, limits: TransportLimits
+    dispatcher: Dispatcher,
+    host: str,
+    port: int,
+    limits: TransportLimits,
+    *,
+    reuse_port: bool = False,
 ) -> asyncio.Server:
     open_connections = 0
 
@@ -119,7 +147,7 @@ async def serve_tcp(
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    return await asyncio.start_server(on_connection, host, port, limit=2**16)
+    return await asyncio.start_server(on_connection, host, port, limit=2**16, reuse_port=reuse_port)
 
 
 async def _connection(
@@ -144,10 +172,28 @@ async def _connection(
                     await writer.drain()
                 return
             payload = await reader.readexactly(env.length)
+        started = time.perf_counter()
+        metrics = dispatcher.metrics
+        hit = cached(dispatcher, head + payload)
+        if hit is not None:
+            writer.write(hit[0])
+            if metrics is not None:
+                metrics.native("tcp", hit[0], time.perf_counter() - started)
+            await writer.drain()
+            if not hit[1] & OpFlag.KA:
+                return
+            continue
         streams: list[AsyncIterator[bytes]] = []
-        response, request = await answer(dispatcher, head + payload, streams)
+        opened = dispatcher.sessions.unwrap(head + payload)  # ENC: decrypt in its session
+        if isinstance(opened, bytes):
+            response, request = await answer(dispatcher, opened, streams)
+            response = dispatcher.sessions.wrap(request, response)
+        else:
+            response, request = opened.encode(), None
         if response:
             writer.write(response)
+            if metrics is not None:
+                metrics.native("tcp", response, time.perf_counter() - started)
             await writer.drain()
         if streams:
             await _send_stream(writer, streams[0], limits)

@@ -12,15 +12,18 @@ from collections.abc import AsyncIterator
 
 from idnode.errors import ProtocolViolation
 from idnode.protocol.bodies import RawBody
-from idnode.protocol.codes import OpFlag
+from idnode.protocol.codes import OpFlag, ResponseCode
 from idnode.protocol.message import ENVELOPE_SIZE, HEADER_SIZE, Message
+from idnode.server import fastpath
 from idnode.server.dispatch import Dispatcher
 from idnode.server.replication import STREAMS
+from idnode.server.respcache import NOTE, Note, request_key
 
-__all__ = ["answer", "salvage"]
+__all__ = ["answer", "cached", "salvage"]
 
 _ENV_HEAD = struct.Struct(">BBBBII")
 _HEADER_HEAD = struct.Struct(">III")
+_SUCCESS = int(ResponseCode.SUCCESS).to_bytes(4, "big")
 
 
 def salvage(data: bytes) -> Message | None:
@@ -70,5 +73,47 @@ async def _answer(dispatcher: Dispatcher, data: bytes) -> tuple[bytes, Message |
         return dispatcher.protocol_error(stub, exc.message).encode(), None
     if not request.is_request:
         return b"", None
-    response = await dispatcher.dispatch(request)
-    return response.encode(), request
+    key = request_key(data)
+    if key is None:
+        return (await dispatcher.dispatch(request)).encode(), request
+    cache = dispatcher.respcache
+    note = Note()
+    fast = await fastpath.answer(dispatcher, data, note)
+    if fast is not None:
+        if cache is not None:
+            cache.put(key, fast, note)
+        return fast, request
+    if cache is None:
+        return (await dispatcher.dispatch(request)).encode(), request
+    note = Note()
+    token = NOTE.set(note)
+    try:
+        encoded = (await dispatcher.dispatch(request)).encode()
+    finally:
+        NOTE.reset(token)
+    if note.cacheable and encoded[24:28] == _SUCCESS:
+        cache.put(key, encoded, note)
+    return encoded, request
+
+
+def cached(dispatcher: Dispatcher, data: bytes) -> tuple[bytes, int] | None:
+    """The response to request ``data`` when it needs no task: from the dispatcher's
+    response cache (:mod:`idnode.server.respcache`), or else from the stored record read
+    synchronously (:func:`idnode.server.fastpath.answer_now`); with the request's op flags.
+    None otherwise (then :func:`answer` it)."""
+    key = request_key(data)
+    if key is None:
+        return None
+    cache = dispatcher.respcache
+    if cache is not None:
+        hit = cache.get(key, data, dispatcher.node.site_serial)
+        if hit is not None:
+            dispatcher.counter.resolved(hit[1])
+            return hit[0], int.from_bytes(data[28:32], "big")
+    note = Note()
+    response = fastpath.answer_now(dispatcher, data, note)
+    if response is None:
+        return None
+    if cache is not None:
+        cache.put(key, response, note)
+    return response, int.from_bytes(data[28:32], "big")

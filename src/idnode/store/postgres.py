@@ -72,6 +72,7 @@ from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.accounts_sql import AccountRepository, StatementRepository, postgres_runner
 from idnode.store.base import handle_key
+from idnode.store.generations import Generations, generations_for
 from idnode.store.homedcache import HomedCache
 from idnode.store.indexing import (
     IndexRow,
@@ -315,6 +316,10 @@ class PostgresStore(rec.ValueEdits):
         self._timeout = timeout
         self._closed = False
         self._homed = HomedCache(self._homed_keys)
+        #: Change counters bumped after each commit that changes records or homed prefixes,
+        #: shared with the processes of this host using the database (:mod:`~.generations`);
+        #: :meth:`open` maps the shared file.
+        self.generations = Generations(None)
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10, timeout: float = 10.0) -> PostgresStore:
@@ -345,6 +350,7 @@ class PostgresStore(rec.ValueEdits):
                 standby.terminate()
             raise StoreError(f"cannot connect to PostgreSQL: {describe(exc)}") from exc
         store = cls(pool, timeout=timeout, standby_pool=standby)
+        store.generations = generations_for(url)
         try:
             await store._prepare()
         except BaseException:
@@ -383,8 +389,15 @@ class PostgresStore(rec.ValueEdits):
         if self._closed:
             raise StoreError("store is closed")
 
-    async def _run(self, work: Callable[[_Conn], Awaitable[_T]], *, write: bool) -> _T:
-        """Run ``work`` on a pooled connection, in a transaction if ``write``.
+    async def _run(
+        self,
+        work: Callable[[_Conn], Awaitable[_T]],
+        *,
+        write: bool,
+        changed: Iterable[str] | None = (),
+    ) -> _T:
+        """Run ``work`` on a pooled connection, in a transaction if ``write``; after a write,
+        bump the :attr:`generations` of the handle keys ``changed`` (None: of everything).
 
         When the connection is lost (:func:`~.pgdriver.connection_lost`) or the driver's
         protocol state is broken (InternalClientError, as when the server ends an idle session
@@ -403,9 +416,13 @@ class PostgresStore(rec.ValueEdits):
                     acquired = True
                     if not write:
                         return await work(conn)
-                    async with conn.transaction():
-                        result = await work(conn)
-                        committing = True  # leaving the block sends COMMIT
+                    try:
+                        async with conn.transaction():
+                            result = await work(conn)
+                            committing = True  # leaving the block sends COMMIT
+                    finally:  # also after a failure: an extra bump is harmless
+                        if changed is None or changed:
+                            self.generations.bump(changed)
                     return result
             except DRIVER_ERRORS as exc:
                 lost = connection_lost(exc)
@@ -448,11 +465,17 @@ class PostgresStore(rec.ValueEdits):
     # -- handles ---------------------------------------------------------------------------
     async def get_handle(self, handle: str) -> tuple[HandleValue, ...] | None:
         """All values of ``handle`` ordered by index, or None if the handle does not exist."""
+        record = await self.get_record(handle)
+        return None if record is None else rec.decode(record)
+
+    async def get_record(self, handle: str) -> bytes | None:
+        """The stored record of ``handle`` (:func:`~.records.encode`), or None if absent: one
+        statement, prepared once per pooled connection (asyncpg's statement cache)."""
         key = to_db(handle_key(handle))
 
-        async def query(conn: _Conn) -> tuple[HandleValue, ...] | None:
-            record = await conn.fetchval(_GET, key)
-            return None if record is None else rec.decode(record)
+        async def query(conn: _Conn) -> bytes | None:
+            record: bytes | None = await conn.fetchval(_GET, key)
+            return record
 
         return await self._run(query, write=False)
 
@@ -474,7 +497,7 @@ class PostgresStore(rec.ValueEdits):
             await _replace_index(conn, replaced, index_rows)
             await _log(conn, [(handle, Action.CREATE_HANDLE)], meta)
 
-        await self._run(txn, write=True)
+        await self._run(txn, write=True, changed=(key,))
 
     async def create_records(self, records: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Bulk registration in one transaction; existing handles are left as they are.
@@ -520,7 +543,8 @@ class PostgresStore(rec.ValueEdits):
             await _log(conn, [(handle, Action.CREATE_HANDLE) for handle in logged], meta)
             return created
 
-        created = await self._run(txn, write=True)
+        changed = [handle_key(handle) for handle, _record in records]
+        created = await self._run(txn, write=True, changed=changed)
         return [row[0] in created for row in rows]
 
     async def scan(
@@ -554,7 +578,7 @@ class PostgresStore(rec.ValueEdits):
             await conn.execute(_INDEX_DELETE, [key])
             await _log(conn, [(handle, Action.DELETE_HANDLE)], meta)
 
-        await self._run(txn, write=True)
+        await self._run(txn, write=True, changed=(handle_key(handle),))
 
     async def _edit(self, handle: str, edit: rec.Edit) -> None:
         """Replace the record of ``handle`` by ``edit`` of it, in one transaction that holds
@@ -569,7 +593,7 @@ class PostgresStore(rec.ValueEdits):
             await _replace_index(conn, replaced, index_rows)
             await _log(conn, [(handle, Action.UPDATE_HANDLE)], meta)
 
-        await self._run(txn, write=True)
+        await self._run(txn, write=True, changed=(handle_key(handle),))
 
     async def list_handles(self, prefix: str) -> list[str]:
         """Handles ``<prefix>/<suffix>`` (prefix matched case-insensitively), sorted by key.
@@ -653,7 +677,7 @@ class PostgresStore(rec.ValueEdits):
                 await _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)], meta)
 
         try:
-            await self._run(txn, write=True)
+            await self._run(txn, write=True, changed=None)
         finally:
             self._homed.invalidate()
 
@@ -668,7 +692,7 @@ class PostgresStore(rec.ValueEdits):
             await _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)], meta)
 
         try:
-            await self._run(txn, write=True)
+            await self._run(txn, write=True, changed=None)
         finally:
             self._homed.invalidate()
 
@@ -740,8 +764,11 @@ class PostgresStore(rec.ValueEdits):
             if source is not None:
                 await conn.execute(_SET_SOURCE, source, txn_id, date_ms)
 
+        changed = None
+        if all(c.action not in (Action.HOME_PREFIX, Action.UNHOME_PREFIX) for c in changes):
+            changed = [handle_key(c.handle) for c in changes]
         try:
-            await self._run(txn, write=True)
+            await self._run(txn, write=True, changed=changed)
         finally:
             self._homed.invalidate()
 

@@ -17,6 +17,7 @@ row.
 from __future__ import annotations
 
 import abc
+import struct
 from collections.abc import Callable, Sequence
 
 from idnode.errors import (
@@ -28,6 +29,8 @@ from idnode.errors import (
     ValueAlreadyExists,
     ValuesNotFound,
 )
+from idnode.industry.layout import TEMPLATE_LINK_INDEX, TEMPLATE_LINK_TYPE
+from idnode.protocol.codes import Permission
 from idnode.protocol.values import HandleValue, decode_record, encode_record
 from idnode.store.base import handle_key
 
@@ -44,7 +47,9 @@ __all__ = [
     "encode",
     "handles_range",
     "modify_values_edit",
+    "public_values",
     "remove_values_edit",
+    "scan_record",
     "scan_start",
 ]
 
@@ -78,6 +83,109 @@ def decode(record: bytes) -> tuple[HandleValue, ...]:
         return decode_record(record)
     except HandleError as exc:
         raise StoreError(f"stored record does not decode: {exc}") from exc
+
+
+#: A value as :func:`scan_record` sees it: index, type, permissions, and where its encoded
+#: bytes start and end in the record.
+Scanned = tuple[int, str, int, int, int]
+
+#: index, timestamp, TTL type, TTL, permissions, length of the type: the fixed head of a value.
+_VALUE_HEAD = struct.Struct(">IIBIBI")
+_U32 = struct.Struct(">I")
+_PUBLIC_READ = int(Permission.PUBLIC_READ)
+
+
+def scan_record(record: bytes) -> list[Scanned] | None:
+    """Where each value of a stored record lies, without building value objects; None when
+    the record does not decode (:func:`decode` then says why).
+
+    It accepts exactly what :func:`~idnode.protocol.values.decode_record` accepts (the same
+    counts checked against the bytes left, UTF-8 types and reference handles, nothing
+    trailing), so a value's bytes ``record[start:end]`` are what encoding the decoded value
+    gives back."""
+    size = len(record)
+    if size < 4:
+        return None
+    (count,) = _U32.unpack_from(record, 0)
+    if count * 26 > size - 4:
+        return None
+    pos = 4
+    out: list[Scanned] = []
+    try:
+        for _ in range(count):
+            start = pos
+            index, _ts, _ttl_type, _ttl, permissions, type_len = _VALUE_HEAD.unpack_from(
+                record, pos
+            )
+            pos += 18
+            if pos + type_len > size:
+                return None
+            vtype = record[pos : pos + type_len].decode("utf-8")
+            pos += type_len
+            (data_len,) = _U32.unpack_from(record, pos)
+            pos += 4 + data_len
+            if pos > size:
+                return None
+            (refs,) = _U32.unpack_from(record, pos)
+            pos += 4
+            if refs * 8 > size - pos:
+                return None
+            for _ in range(refs):
+                (ref_len,) = _U32.unpack_from(record, pos)
+                pos += 4
+                if pos + ref_len > size:
+                    return None
+                record[pos : pos + ref_len].decode("utf-8")
+                pos += ref_len + 4
+                if pos > size:
+                    return None
+            out.append((index, vtype, permissions, start, pos))
+    except (struct.error, UnicodeDecodeError):
+        return None
+    return out if pos == size else None
+
+
+def _type_matches(mine: str, wanted: Sequence[str]) -> bool:
+    """:meth:`HandleValue.type_matches` for any of ``wanted`` (already upper case)."""
+    mine = mine.upper()
+    return any(mine == w or (w.endswith(".") and mine.startswith(w)) for w in wanted)
+
+
+def public_values(
+    record: bytes, indexes: Sequence[int], types: Sequence[str], *, public_only: bool
+) -> bytes | None:
+    """The encoded value list (``int4 n`` and the values, as in a resolution response) an
+    anonymous resolution of a record without grants shows: the values selected by
+    ``indexes`` or ``types`` (every value when both are empty), only the PUBLIC_READ ones if
+    ``public_only`` (the PO flag).
+
+    None when the answer is not that plain, for the caller to take the general path: the
+    record does not decode, it links a template (1001 ``TEMPLATE``: an instance or a
+    template, whose values grants govern), nothing is selected (an error), or a selected
+    value lacks PUBLIC_READ (a challenge or an error). The bytes are the stored values'
+    bytes, sliced, never re-encoded."""
+    scanned = scan_record(record)
+    if scanned is None:
+        return None
+    for index, vtype, _perm, _start, _end in scanned:
+        if index == TEMPLATE_LINK_INDEX and vtype == TEMPLATE_LINK_TYPE:
+            return None
+    total = len(scanned)
+    if indexes or types:
+        wanted = [t.upper() for t in types]
+        scanned = [
+            s for s in scanned if s[0] in indexes or (wanted and _type_matches(s[1], wanted))
+        ]
+    if public_only:
+        scanned = [s for s in scanned if s[2] & _PUBLIC_READ]
+    if not scanned:
+        return None
+    for s in scanned:
+        if not s[2] & _PUBLIC_READ:
+            return None
+    if len(scanned) == total:
+        return record  # every value: the record is the value list
+    return _U32.pack(len(scanned)) + b"".join(record[s[3] : s[4]] for s in scanned)
 
 
 def distinct(values: Sequence[HandleValue]) -> dict[int, HandleValue]:

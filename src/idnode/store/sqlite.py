@@ -3,8 +3,11 @@
 Threading follows datasette: one dedicated writer thread owns the only write connection, and
 every write is a single ``BEGIN IMMEDIATE ... COMMIT`` transaction in which the checks and the
 writes happen together, so a failed check changes nothing. Reads run on a small pool of
-reader threads, each with its own (``query_only``) connection. The event loop only awaits
-futures (``run_in_executor`` on these executors); it never touches SQLite itself.
+reader threads, each with its own (``query_only``) connection, and the event loop awaits
+their futures (``run_in_executor`` on these executors); except the read of one record by key
+(:meth:`SQLiteStore.get_record`, behind every resolution), which the event loop's thread runs
+itself on its own read-only connection, because the hand-off to a thread costs more than
+the query (see that method for what it may block on).
 
 Durability: WAL journal mode with ``synchronous=FULL`` fsyncs the WAL on every commit, so a
 write that has returned survives ``kill -9`` and power loss. Every query uses an index;
@@ -26,13 +29,14 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from idnode.errors import HandleAlreadyExists, HandleNotFound, StoreError
 from idnode.protocol.values import HandleValue
 from idnode.store import records as rec
 from idnode.store.accounts_sql import AccountRepository, StatementRepository, sqlite_runner
 from idnode.store.base import handle_key
+from idnode.store.generations import Generations, generations_for
 from idnode.store.homedcache import HomedCache
 from idnode.store.indexing import (
     IndexRow,
@@ -60,6 +64,9 @@ __all__ = ["SQLiteStore"]
 _T = TypeVar("_T")
 
 _GET = "SELECT record FROM handles WHERE handle_key = ?"
+#: How long :meth:`SQLiteStore.get_record` lets a lock stall the event loop before it hands
+#: the read to a reader thread.
+_DIRECT_BUSY_MS = 20
 _INSERT = "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
 _INSERT_IF_NEW = (
     "INSERT INTO handles (handle_key, handle, record) VALUES (?, ?, ?)"
@@ -186,6 +193,19 @@ def _existing(conn: sqlite3.Connection, keys: Sequence[str]) -> set[str]:
     return existing
 
 
+def _changed_keys(changes: Sequence[Change]) -> list[str] | None:
+    """The handle keys replicated ``changes`` touch; None (everything) when a prefix is
+    homed or unhomed."""
+    if any(c.action in (Action.HOME_PREFIX, Action.UNHOME_PREFIX) for c in changes):
+        return None
+    return [handle_key(c.handle) for c in changes]
+
+
+def _record_of(cursor: sqlite3.Cursor) -> bytes | None:
+    row = cursor.fetchone()
+    return None if row is None else bytes(row[0])
+
+
 def _connect(path: str, busy_timeout_ms: int, *, query_only: bool) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with idnode's pragmas.
 
@@ -228,6 +248,9 @@ class SQLiteStore(rec.ValueEdits):
         self._reader_conns_lock = threading.Lock()
         self._closed = False
         self._homed = HomedCache(self._homed_keys)
+        #: Change counters bumped after each commit that changes records or homed prefixes,
+        #: shared with every process using this file (:mod:`~.generations`).
+        self.generations: Generations = generations_for(path)
 
     @classmethod
     async def open(
@@ -291,14 +314,19 @@ class SQLiteStore(rec.ValueEdits):
         if self._closed:
             raise StoreError("store is closed")
 
-    async def _write(self, txn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """Run ``txn`` on the writer thread inside one BEGIN IMMEDIATE ... COMMIT."""
+    async def _write(
+        self, txn: Callable[[sqlite3.Connection], _T], changed: Iterable[str] | None = ()
+    ) -> _T:
+        """Run ``txn`` on the writer thread inside one BEGIN IMMEDIATE ... COMMIT; then bump
+        the :attr:`generations` of the handle keys ``changed`` (None: of everything)."""
         self._check_open()
         return await asyncio.get_running_loop().run_in_executor(
-            self._writer, self._run_transaction, txn
+            self._writer, self._run_transaction, txn, changed
         )
 
-    def _run_transaction(self, txn: Callable[[sqlite3.Connection], _T]) -> _T:
+    def _run_transaction(
+        self, txn: Callable[[sqlite3.Connection], _T], changed: Iterable[str] | None = ()
+    ) -> _T:
         conn = self._write_conn
         if conn is None:
             raise StoreError("store is closed")
@@ -311,6 +339,9 @@ class SQLiteStore(rec.ValueEdits):
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+            finally:  # also after a failed COMMIT: an extra bump is harmless
+                if changed is None or changed:
+                    self.generations.bump(changed)
         except sqlite3.Error as exc:
             raise StoreError(f"sqlite write failed: {exc}") from exc
         return result
@@ -345,13 +376,58 @@ class SQLiteStore(rec.ValueEdits):
     # -- handles ---------------------------------------------------------------------------
     async def get_handle(self, handle: str) -> tuple[HandleValue, ...] | None:
         """All values of ``handle`` ordered by index, or None if the handle does not exist."""
-        key = handle_key(handle)
+        record = await self.get_record(handle)
+        return None if record is None else rec.decode(record)
 
-        def query(conn: sqlite3.Connection) -> tuple[HandleValue, ...] | None:
-            row = conn.execute(_GET, (key,)).fetchone()
-            return None if row is None else rec.decode(row[0])
+    async def get_record(self, handle: str) -> bytes | None:
+        """The stored record of ``handle`` (:func:`~.records.encode`), or None if absent.
 
-        return await self._read(query)
+        Read on the calling thread (the event loop's), not on a reader thread: a point
+        look-up by primary key in pages the operating system holds costs a few microseconds,
+        far less than handing the query to a thread and the result back to the loop. Each
+        thread calling it gets its own read-only connection (:meth:`_direct`); in WAL mode it
+        reads the last committed state while the writer thread writes, without waiting for
+        it. What can block the loop: a page that is not in memory is read from disk (one
+        small read per level of the key index missing from the caches, a fraction of a
+        millisecond on a local SSD; the upper levels stay in the connection's page cache,
+        and the operating system keeps a database that fits in memory there after its first
+        read, so on a warm node this is the exception); and a read that finds the database
+        locked (WAL recovery after a crash, another process truncating the WAL), for which
+        the connection waits at most ``_DIRECT_BUSY_MS`` before the read is handed to a
+        reader thread, which waits as long as the store's busy timeout. Every other
+        request on the loop waits meanwhile, as it would wait for any other CPU work of
+        the loop; the thread hop saved on every read is worth more than that rare stall.
+        """
+        record = self.try_get_record(handle)
+        if record is not False:
+            return record
+        key = handle_key(handle)  # locked or busy: wait for it off the loop
+        return await self._read(lambda conn: _record_of(conn.execute(_GET, (key,))))
+
+    def try_get_record(self, handle: str) -> bytes | Literal[False] | None:
+        """:meth:`get_record` without waiting: False when the database is locked (then
+        await :meth:`get_record`). Synchronous, for a transport's receive callback."""
+        self._check_open()
+        try:
+            return _record_of(self._direct().execute(_GET, (handle_key(handle),)))
+        except sqlite3.OperationalError:
+            return False
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite read failed: {exc}") from exc
+
+    def _direct(self) -> sqlite3.Connection:
+        """This thread's connection for :meth:`get_record` (opened on first use, closed by
+        :meth:`close`)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "direct", None)
+        if conn is None:
+            try:
+                conn = _connect(self._path, _DIRECT_BUSY_MS, query_only=True)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open {self._path!r}: {exc}") from exc
+            with self._reader_conns_lock:
+                self._reader_conns.append(conn)
+            self._local.direct = conn
+        return conn
 
     async def create_handle(
         self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
@@ -371,7 +447,7 @@ class SQLiteStore(rec.ValueEdits):
             _replace_index(conn, replaced, index_rows)
             _log(conn, [(handle, Action.CREATE_HANDLE)], meta)
 
-        await self._write(txn)
+        await self._write(txn, (key,))
 
     async def create_records(self, records: Sequence[tuple[str, bytes]]) -> list[bool]:
         """Bulk registration in one transaction; existing handles are left as they are."""
@@ -389,7 +465,7 @@ class SQLiteStore(rec.ValueEdits):
             _log(conn, [(row[1] or row[0], Action.CREATE_HANDLE) for row in new], meta)
             return [key not in existing for key in keys]
 
-        return await self._write(txn)
+        return await self._write(txn, keys)
 
     async def scan(
         self, after: str | None = None, limit: int = 1000
@@ -422,7 +498,7 @@ class SQLiteStore(rec.ValueEdits):
             conn.execute(_INDEX_DELETE, (key,))
             _log(conn, [(handle, Action.DELETE_HANDLE)], meta)
 
-        await self._write(txn)
+        await self._write(txn, (key,))
 
     async def _edit(self, handle: str, edit: rec.Edit) -> None:
         """Replace the record of ``handle`` by ``edit`` of it, in one write transaction."""
@@ -436,7 +512,7 @@ class SQLiteStore(rec.ValueEdits):
             _replace_index(conn, replaced, index_rows)
             _log(conn, [(handle, Action.UPDATE_HANDLE)], meta)
 
-        await self._write(txn)
+        await self._write(txn, (key,))
 
     async def list_handles(self, prefix: str) -> list[str]:
         """Handles ``<prefix>/<suffix>`` (prefix matched case-insensitively), sorted by key.
@@ -514,7 +590,7 @@ class SQLiteStore(rec.ValueEdits):
                 _log(conn, [(prefix_entry(prefix), Action.HOME_PREFIX)], meta)
 
         try:
-            await self._write(txn)
+            await self._write(txn, None)
         finally:
             self._homed.invalidate()
 
@@ -529,7 +605,7 @@ class SQLiteStore(rec.ValueEdits):
             _log(conn, [(prefix_entry(prefix), Action.UNHOME_PREFIX)], meta)
 
         try:
-            await self._write(txn)
+            await self._write(txn, None)
         finally:
             self._homed.invalidate()
 
@@ -597,7 +673,7 @@ class SQLiteStore(rec.ValueEdits):
                 conn.execute(_SET_SOURCE, (source, txn_id, date_ms))
 
         try:
-            await self._write(txn)
+            await self._write(txn, _changed_keys(changes))
         finally:
             self._homed.invalidate()
 
