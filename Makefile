@@ -23,7 +23,8 @@ $(VENV)/.test-deps: pyproject.toml | $(BIN)/python
 
 # The demo topology (src/idnode/demo.py), made in $(DEMO)/ on first use: root 2638, secondary
 # nodes 2639-2640, the enterprise node 2641 (HTTP 8000), its mirror, a two-server site, a
-# recursive node 2645; a PV supply chain across two enterprises.
+# recursive node 2645; a PV supply chain across two enterprises; a trust root ($(DEMO)/trust/)
+# whose chain signs identifiers of the enterprise node.
 run: $(VENV)/.run-deps
 	@echo
 	@echo "In another terminal (source $(BIN)/activate first, or prefix commands with $(BIN)/):"
@@ -34,7 +35,11 @@ run: $(VENV)/.run-deps
 	@echo "      --as 301:0.NA/88.118.8 --key-file $(NODE)/admin-key.pem"
 	@echo "  idnode handle delete 88.118.8/MY-1 --as 300:0.NA/88.118.8 --secret-file $(NODE)/admin-secret"
 	@echo "  curl http://127.0.0.1:8000/api/handles/88.118.8/PV-2026-000123"
-	@echo "In a browser: http://127.0.0.1:8000/88.118.8/PV-2026-000123 (add ?noredirect for the values),"
+	@echo "  idnode resolve 88.118.8/PV-2026-000123 --root 127.0.0.1:2638 --verify \\"
+	@echo "      --trust-root 0.NA/TRUST --trust-key $(DEMO)/trust/trust-root.pub.pem"
+	@echo "  curl http://127.0.0.1:8000/api/verify/88.118.8/PV-2026-000123   # signed values, docs/trust.md"
+	@echo "In a browser: http://127.0.0.1:8000/ (the web console; docs/console.md),"
+	@echo "  http://127.0.0.1:8000/88.118.8/PV-2026-000123 (add ?noredirect for the values),"
 	@echo "  http://127.0.0.1:8000/01/06912345678902 (GS1 Digital Link of the demo medical device)"
 	@echo
 	$(BIN)/idnode demo topology $(DEMO) --base-port 2638 --http-base 7997

@@ -13,6 +13,7 @@ from idnode.cli._common import (
     DEFAULT_CONFIG,
     main,
 )
+from idnode.crypto.keys import KEY_TYPES, generate_key
 from idnode.protocol.types.hs_pubkey import (
     PublicKeyData,
     dump_private_key_pem,
@@ -43,6 +44,13 @@ from idnode.store import is_database_url
     help="Encrypt the server and admin keys with the passphrase in this file (the node reads "
     "it at start, or IDNODE_KEY_PASSPHRASE).",
 )
+@click.option(
+    "--key-type",
+    type=click.Choice(KEY_TYPES),
+    default="rsa",
+    show_default=True,
+    help="Kind of the server and admin keys (rsa and dsa: 2048 bits; sm2: GB/T 32918).",
+)
 def init(
     directory: Path,
     prefix: str,
@@ -51,6 +59,7 @@ def init(
     demo: bool,
     database: str,
     key_passphrase_file: Path | None,
+    key_type: str,
 ) -> None:
     """Create a node in DIRECTORY: configuration, keys, database and prefix handle."""
     try:
@@ -63,6 +72,7 @@ def init(
                 demo=demo,
                 database=database,
                 key_passphrase_file=key_passphrase_file,
+                key_type=key_type,
             )
         )
     except FileExistsError as exc:
@@ -122,7 +132,9 @@ def serve(
     tls_key: Path | None,
 ) -> None:
     """Serve the node over UDP, TCP and HTTP until interrupted (SIGINT or SIGTERM). SIGHUP
-    loads the HTTPS certificate and key files again (they are also watched for changes)."""
+    loads the HTTPS certificate and key files again (they are also watched for changes).
+    With ``workers = N`` (N > 1) in the configuration, N worker processes share the ports
+    (SO_REUSEPORT) under this process, which restarts any that dies."""
     from dataclasses import replace
 
     from idnode.server.node import Node
@@ -142,6 +154,13 @@ def serve(
         raise click.UsageError("--tls-cert and --tls-key go together")
     if tls_cert is not None and tls_key is not None:
         config = replace(config, tls_cert=str(tls_cert.resolve()), tls_key=str(tls_key.resolve()))
+    if config.workers > 1:  # `workers = N`: a supervising parent (idnode.server.workers)
+        from idnode.server.workers import supervise
+
+        base = NodeConfig.load(config_path)
+        names = ("listen", "port", "database", "http_port", "tls_cert", "tls_key")
+        changed = {n: getattr(config, n) for n in names if getattr(config, n) != getattr(base, n)}
+        raise SystemExit(supervise(config_path, changed, config.workers))
 
     async def run() -> None:
         try:
@@ -197,9 +216,16 @@ def demo() -> None:
 def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
     """Run a demo identifier hierarchy with every role until interrupted: a root, two
     secondary nodes (one hosting an enterprise prefix), an enterprise node with a mirror, a
-    two-server enterprise site and a recursive node (in DIRECTORY, made on first use). Prints
-    commands that resolve through them."""
-    from idnode.demo import pv_module, running_topology, setup_topology
+    two-server enterprise site and a recursive node (in DIRECTORY, made on first use), with a
+    trust root whose chain signs some identifiers (DIRECTORY/trust, docs/trust.md). Prints
+    commands that resolve and verify through them."""
+    from idnode.demo import (
+        TRUST_ROOT,
+        TRUST_ROOT_PUBLIC_KEY,
+        pv_module,
+        running_topology,
+        setup_topology,
+    )
 
     async def run() -> None:
         nodes = await setup_topology(directory, base_port=base_port, http_base=http_base)
@@ -212,16 +238,24 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
                 )
             by_name = {node.name: node for node in nodes}
             root, recursive = by_name["root"], by_name["recursive"]
+            enterprise = by_name["enterprise-a"]
             click.echo(
                 "\nTry, in another terminal:\n"
                 f"  idnode resolve 88.118.8/PV-2026-000123 --root 127.0.0.1:{root.port} --trace\n"
                 f"  idnode resolve 88.119.1/VIN-LSVAU2180N2183294 --root 127.0.0.1:{root.port}"
                 " --trace\n"
+                f"  idnode resolve 88.118.8/PV-2026-000123 --root 127.0.0.1:{root.port} --verify"
+                f" --trust-root {TRUST_ROOT} --trust-key {directory / TRUST_ROOT_PUBLIC_KEY}\n"
+                f"  curl http://127.0.0.1:{enterprise.http_port}/api/verify/88.118.8/"
+                "PV-2026-000123\n"
                 "  idnode resolve 88.118.9/WAFER-LOT-2026-0311"
                 f" --server 127.0.0.1:{recursive.port}\n"
                 f"  curl http://127.0.0.1:{recursive.http_port}/api/handles/88.118.8/PCB-7731-A\n"
                 f"  idnode trace {pv_module()} --direction up"
-                f" --http http://127.0.0.1:{by_name['enterprise-a'].http_port}\n"
+                f" --http http://127.0.0.1:{enterprise.http_port}\n"
+                f"The web console: http://127.0.0.1:{enterprise.http_port}/ (log in as operator,"
+                " module-maker or buyer; passwords in"
+                f" {enterprise.config_path.parent}/<account>-password)\n"
                 "Ctrl-C stops.",
                 err=True,
             )
@@ -242,10 +276,8 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
 
 @main.command()
 @click.argument("out", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--type", "key_type", type=click.Choice(["rsa", "dsa"]), default="rsa", show_default=True
-)
-@click.option("--bits", default=2048, show_default=True, help="Key size.")
+@click.option("--type", "key_type", type=click.Choice(KEY_TYPES), default="rsa", show_default=True)
+@click.option("--bits", default=2048, show_default=True, help="Key size (RSA and DSA).")
 @click.option(
     "--passphrase",
     envvar="IDNODE_KEY_PASSPHRASE",
@@ -253,15 +285,9 @@ def demo_topology(directory: Path, base_port: int, http_base: int) -> None:
 )
 def keygen(out: Path, key_type: str, bits: int, passphrase: str | None) -> None:
     """Write a new private key to OUT (PEM) and print its HS_PUBKEY value data as hex."""
-    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
-
     if out.exists():
         raise click.ClickException(f"{out} exists")
-    key = (
-        rsa.generate_private_key(public_exponent=65537, key_size=bits)
-        if key_type == "rsa"
-        else dsa.generate_private_key(key_size=bits)
-    )
+    key = generate_key(key_type, bits)
     pem = dump_private_key_pem(key, passphrase.encode() if passphrase else None)
     out.touch(mode=0o600)
     out.write_bytes(pem)

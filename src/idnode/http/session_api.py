@@ -123,7 +123,7 @@ class SessionsApi:
             if header.strip()[:5].lower() == "basic":
                 identity = await self.auth.basic(header)
                 if session is not None:
-                    session.identity, session.auth_header = identity, header
+                    self.auth.sessions.authenticated(session, identity, header)
                 return identity, None
             if auth.is_authenticating and session is not None:
                 key = header or json.dumps(sorted(auth.fields.items()))

@@ -12,6 +12,7 @@ Relative paths in the file are relative to the file's directory. Example::
     tls_cert = "tls-cert.pem"         # with tls_key: HTTPS instead of HTTP
     tls_key = "tls-key.pem"
     replication_admins = ["300:0.NA/88.118.8"]
+    roots = ["10.0.0.9:2641"]         # a recursive node: resolves the rest from these roots
 
     [site]                            # optional: this node is one server of a larger site
     serial = 3
@@ -33,6 +34,15 @@ Relative paths in the file are relative to the file's directory. Example::
     identity = "320:0.NA/88.118.8"    # HS_PUBKEY there: the server key; or with secret_file
     interval = 300.0
 
+    [trust]                           # optional: verifying signed values (docs/trust.md)
+    root = "0.NA/TRUST"
+    root_keys = ["trust-root.pub.pem"]
+    max_chain_length = 50
+
+    [resolver]                        # optional, with roots: certified resolution
+    certified = true                  # refuse answers whose signature does not verify
+    root_keys = {"10.0.0.9:2641" = "root-server.pub.pem"}   # each root's server key
+
 Without ``[site]`` the node is a site of one primary server built from ``[node]``. Unknown
 keys, in any table, are errors.
 """
@@ -50,6 +60,7 @@ from typing import Any
 from idnode.protocol.types.hs_site import HashOption
 from idnode.server.authz import Identity
 from idnode.store import is_database_url
+from idnode.trust.config import TrustConfig
 
 __all__ = [
     "DEFAULT_HTTP_PORT",
@@ -58,6 +69,7 @@ __all__ = [
     "NodeConfig",
     "ReplicationConfig",
     "ReportConfig",
+    "ResolverConfig",
     "ServerEntry",
     "SiteConfig",
     "parse_identity",
@@ -117,8 +129,9 @@ class ServerEntry:
     """Its HTTP port (HTTPS when this node serves HTTPS: a site's servers are assumed alike);
     None: the site advertises no HTTP interface for it."""
     key: str | None = None
-    """PEM file of its public server key (relative to the configuration's directory). May be
-    omitted only in this node's own entry, whose key is the public half of ``server_key``."""
+    """PEM file of its public server key, RSA, DSA or SM2 (relative to the configuration's
+    directory). May be omitted only in this node's own entry, whose key is the public half of
+    ``server_key``."""
 
     def __post_init__(self) -> None:
         _check_int(self.id, "site server id", 0, _U32_MAX)
@@ -324,6 +337,65 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ResolverConfig:
+    """The ``[resolver]`` table: how a recursive node (one with ``roots``) resolves."""
+
+    certified: bool = False
+    """Ask every server on the way for certified (signed) answers and refuse an answer whose
+    signature does not verify with the key that server's HS_SITE publishes; the roots' keys
+    are ``root_keys``, so every root needs one (docs/trust.md, "Certified responses")."""
+    root_keys: tuple[tuple[str, str], ...] = ()
+    """(root as written in ``roots``, PEM file of that server's public key: RSA, DSA or SM2,
+    relative to the configuration's directory); in TOML an inline table
+    ``{"HOST:PORT" = "FILE"}``."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.certified, bool):
+            raise ValueError(f"[resolver] certified must be true or false, not {self.certified!r}")
+        if not all(
+            isinstance(root, str) and isinstance(path, str) and path
+            for root, path in self.root_keys
+        ):
+            raise ValueError("[resolver] root_keys maps HOST:PORT to a file name")
+
+    def key_file(self, root: str) -> str | None:
+        """The key file configured for ``root`` (as written in ``roots``)."""
+        return dict(self.root_keys).get(root)
+
+    def check(self, roots: tuple[str, ...]) -> None:
+        """ValueError unless every ``root_keys`` entry is one of ``roots`` and, when
+        certified, every root has a key."""
+        unknown = sorted(root for root, _path in self.root_keys if root not in roots)
+        if unknown:
+            raise ValueError(f"[resolver] root_keys names roots not in roots: {unknown}")
+        if self.certified:
+            if not roots:
+                raise ValueError("[resolver] certified needs roots")
+            missing = [root for root in roots if self.key_file(root) is None]
+            if missing:
+                raise ValueError(f"[resolver] certified: no key for the roots {missing}")
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any], where: str) -> ResolverConfig:
+        """The ``[resolver]`` table as read from TOML."""
+        if not isinstance(table, dict):
+            raise ValueError(f"{where} must be a table")
+        table = dict(table)
+        _check_keys(table, {f.name for f in fields(cls)}, where)
+        keys = table.pop("root_keys", {})
+        if not isinstance(keys, dict):
+            raise ValueError(f'{where}: root_keys must be a table {{"HOST:PORT" = "FILE"}}')
+        return cls(root_keys=tuple(keys.items()), **table)
+
+    def dump(self) -> str:
+        """The ``[resolver]`` table as TOML."""
+        keys = ", ".join(f"{json.dumps(r)} = {json.dumps(p)}" for r, p in self.root_keys)
+        certified = "true" if self.certified else "false"
+        root_keys = f"root_keys = {{{keys}}}\n" if self.root_keys else ""
+        return f"[resolver]\ncertified = {certified}\n{root_keys}"
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     directory: Path
     """The node's directory; relative paths are resolved against it."""
@@ -387,6 +459,24 @@ class NodeConfig:
     report: ReportConfig | None = None
     """The ``[report]`` table: where this node reports its prefixes and statistics. None: it
     reports nowhere."""
+    trust: TrustConfig | None = None
+    """The ``[trust]`` table: the trust root that ``/api/verify`` checks signed values
+    against (:mod:`idnode.trust.config`). None: no verification offered."""
+    resolver: ResolverConfig | None = None
+    """The ``[resolver]`` table: certified resolution from ``roots`` and the roots' keys.
+    None: answers are not checked."""
+    response_cache: int = 100_000
+    """Encoded responses to anonymous resolutions kept in memory per process (at most 64 MiB;
+    see :mod:`idnode.server.respcache`); 0: no cache. Set 0 when another host writes to the
+    same PostgreSQL database (its writes are not seen by the cache)."""
+    workers: int = 1
+    """Processes serving UDP, TCP and HTTP on the same ports (SO_REUSEPORT), each with its
+    own store connections; the parent restarts any that dies (see
+    :mod:`idnode.server.workers`). 1: the node is one process."""
+    metrics: str = "admin"
+    """``/metrics`` on the HTTP port (Prometheus text format): ``"public"`` for anyone,
+    ``"admin"`` for server administrators (HTTP Basic authentication, as for the API),
+    ``"off"`` for no such path."""
 
     def __post_init__(self) -> None:
         if self.http_port == -1:
@@ -401,6 +491,14 @@ class NodeConfig:
             raise ValueError(f"stats_interval must be a number, not {self.stats_interval!r}")
         if not self.stats_interval > 0:
             raise ValueError(f"stats_interval must be positive, not {self.stats_interval}")
+        for name in ("response_cache", "workers"):
+            number = getattr(self, name)
+            if isinstance(number, bool) or not isinstance(number, int) or number < 0:
+                raise ValueError(f"{name} must be a whole number >= 0, not {number!r}")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.metrics not in ("public", "admin", "off"):
+            raise ValueError(f'metrics must be "public", "admin" or "off", not {self.metrics!r}')
 
     @property
     def read_only(self) -> bool:
@@ -457,6 +555,13 @@ class NodeConfig:
         site = data.get("site")
         replication = data.get("replication")
         report = data.get("report")
+        trust = data.get("trust")
+        resolver = data.get("resolver")
+        resolver_config = (
+            None if resolver is None else ResolverConfig.from_table(resolver, f"{path} [resolver]")
+        )
+        if resolver_config is not None:
+            resolver_config.check(roots)
         return cls(
             directory=path.parent.resolve(),
             server_admins=admins,
@@ -470,6 +575,8 @@ class NodeConfig:
                 else ReplicationConfig.from_table(replication, f"{path} [replication]")
             ),
             report=None if report is None else ReportConfig.from_table(report, f"{path} [report]"),
+            trust=None if trust is None else TrustConfig.from_table(trust, f"{path} [trust]"),
+            resolver=resolver_config,
             **node,
         )
 
@@ -503,14 +610,23 @@ class NodeConfig:
             + (f"roots = {json.dumps(list(self.roots))}\n" if self.roots else "")
             + (f"replication_admins = [{replicators}]\n" if self.replication_admins else "")
             + (f"stats_interval = {self.stats_interval}\n" if self.stats_interval != 10.0 else "")
+            + (
+                f"response_cache = {self.response_cache}\n"
+                if self.response_cache != 100_000
+                else ""
+            )
+            + (f"workers = {self.workers}\n" if self.workers != 1 else "")
+            + (f"metrics = {json.dumps(self.metrics)}\n" if self.metrics != "admin" else "")
             + ("" if self.site is None else "\n" + self.site.dump())
             + ("" if self.replication is None else "\n" + self.replication.dump())
             + ("" if self.report is None else "\n" + self.report.dump())
+            + ("" if self.trust is None else "\n" + self.trust.dump())
+            + ("" if self.resolver is None else "\n" + self.resolver.dump())
         )
 
 
 #: Tables besides ``[node]``, each a field of :class:`NodeConfig`.
-_TABLES = ("site", "replication", "report")
+_TABLES = ("site", "replication", "report", "trust", "resolver")
 
 
 def _node_keys() -> set[str]:

@@ -19,17 +19,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, rsa
-
+from idnode.certified import public_keys_from_pem, retired_attributes
 from idnode.client import PublicKeyCredentials
+from idnode.console import Console
+from idnode.console import mount as mount_console
 from idnode.errors import InvalidValue, ProtocolViolation
 from idnode.http.api import build_app
 from idnode.http.asgi import ASGIApp, Handler
 from idnode.http.gs1 import GS1Rule
+from idnode.http.metrics import MetricsEndpoint, timed
 from idnode.http.openapi import PathItems
 from idnode.http.proxy import proxy_openapi_paths, proxy_routes
+from idnode.http.respcache import cached_api
 from idnode.http.server import HTTPServer
+from idnode.http.sessions import SessionStore
 from idnode.protocol.auth import PublicKey
 from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData, load_private_key
 from idnode.protocol.types.hs_site import (
@@ -43,13 +46,20 @@ from idnode.protocol.types.hs_site import (
     address_to_bytes,
 )
 from idnode.resolver import Resolver
-from idnode.server.config import NodeConfig, SiteConfig
+from idnode.resolver.recursive import root_site
+from idnode.server.config import NodeConfig, ResolverConfig, SiteConfig
 from idnode.server.dispatch import Dispatcher, NodeIdentity
+from idnode.server.metrics import Metrics
 from idnode.server.mirror import Mirror, Share
 from idnode.server.ratelimit import ClientLimiter, LimitSettings
+from idnode.server.respcache import ResponseCache
+from idnode.server.sessiondb import SessionDatabase, session_directory
+from idnode.server.sharing import share_sessions
 from idnode.server.stats import Reporter, StatsFlusher
 from idnode.server.transports import TransportLimits, UDPServer, serve_tcp, serve_udp
+from idnode.server.workers import SharedChallenges, challenge_directory
 from idnode.store import HandleStore, open_store
+from idnode.store.generations import Generations
 
 __all__ = ["Node", "build_site"]
 
@@ -74,7 +84,7 @@ def build_site(
     return SiteInfo(
         serial=config.site_serial,
         primary_mask=0 if config.read_only else PRIMARY_SITE,
-        attributes=(Attribute("desc", config.description),),
+        attributes=(Attribute("desc", config.description), *retired_attributes(config.directory)),
         servers=(server,),
     )
 
@@ -108,7 +118,7 @@ def _configured_site(config: NodeConfig, site: SiteConfig, key: PrivateKey) -> S
         serial=site.serial,
         primary_mask=0 if config.read_only else PRIMARY_SITE,
         hash_option=int(site.hash_option),
-        attributes=(Attribute("desc", config.description),),
+        attributes=(Attribute("desc", config.description), *retired_attributes(config.directory)),
         servers=tuple(servers),
     )
 
@@ -130,15 +140,31 @@ def _public_key_data(key: PublicKey) -> bytes:
     return PublicKeyData.from_public_key(key).to_bytes()
 
 
-def _read_public_key(path: Path) -> bytes:
-    """The HS_PUBKEY encoding of the PEM public key (RSA or DSA) in ``path``."""
+def _read_public_key(path: Path, where: str = "[site]") -> bytes:
+    """The HS_PUBKEY encoding of the PEM public key (RSA, DSA or SM2) in ``path``. An EC key
+    on another curve is refused: HS_SITE has no key type for it."""
     try:
-        key = serialization.load_pem_public_key(path.read_bytes())
+        keys = public_keys_from_pem(path.read_bytes())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"[site] cannot read the public key {path}: {exc}") from exc
-    if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey):
-        raise ValueError(f"[site] {path} holds neither an RSA nor a DSA public key")
-    return _public_key_data(key)
+        raise ValueError(f"{where} cannot read the public key {path}: {exc}") from exc
+    return _public_key_data(keys[0])
+
+
+def recursive_resolver(config: NodeConfig) -> Resolver:
+    """The resolver of a recursive node: from ``roots``, with each root's server key from
+    ``[resolver] root_keys``, checking every answer when ``[resolver] certified``."""
+    settings = config.resolver or ResolverConfig()
+    sites = []
+    for root in config.roots:
+        host, sep, port = root.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"root address {root!r} is not HOST:PORT")
+        key_file = settings.key_file(root)
+        key = b""
+        if key_file is not None:
+            key = _read_public_key(config.directory / key_file, "[resolver]")
+        sites.append(root_site(host.strip("[]"), int(port), key))
+    return Resolver(sites, certified=settings.certified)
 
 
 @dataclass
@@ -153,9 +179,17 @@ class Node:
     """Open with :meth:`open`, then :meth:`start`; :meth:`close` stops and releases all."""
 
     def __init__(
-        self, config: NodeConfig, store: HandleStore, key: PrivateKey, limits: TransportLimits
+        self,
+        config: NodeConfig,
+        store: HandleStore,
+        key: PrivateKey,
+        limits: TransportLimits,
+        *,
+        worker: int = 0,
     ) -> None:
         self.config = config
+        #: Which worker process this is (idnode.server.workers); 0 when the node is one.
+        self.worker = worker
         self.store = store
         self.key = key
         self.limits = limits
@@ -166,7 +200,7 @@ class Node:
             server_admins=config.server_admins,
             challenge_timeout=config.challenge_timeout,
             server_key=key,
-            resolver=Resolver(config.roots) if config.roots else None,
+            resolver=recursive_resolver(config) if config.roots else None,
             read_only=config.read_only,
             replication_admins=config.replication_admins,
             limiter=ClientLimiter(
@@ -178,6 +212,29 @@ class Node:
                 )
             ),
         )
+        if config.trust is not None:
+            self.dispatcher.trust = config.trust.policy(config.directory)
+        generations = getattr(store, "generations", None)
+        if config.response_cache > 0 and isinstance(generations, Generations):
+            self.dispatcher.respcache = ResponseCache(
+                generations, max_entries=config.response_cache
+            )
+        if config.metrics != "off":
+            self.dispatcher.metrics = Metrics(worker=str(worker))
+            if self.dispatcher.respcache is not None:
+                self.dispatcher.metrics.cache = self.dispatcher.respcache.stats
+        if config.workers > 1:  # a challenge may be answered to another worker
+            self.dispatcher.challenges = SharedChallenges(
+                challenge_directory(config), timeout=config.challenge_timeout
+            )
+        #: ``/api/sessions`` sessions. With several workers, these, the native sessions and
+        #: the SNMS login tokens are shared through a database (idnode.server.sharing).
+        self.http_sessions = SessionStore()
+        self.session_db: SessionDatabase | None = None
+        if config.workers > 1:
+            self.session_db, self.http_sessions = share_sessions(
+                self.dispatcher, session_directory(config)
+            )
         #: Follows the primary site when this node is a mirror (``[replication]``).
         self.mirror = self._mirror(site)
         self._mirror_task: asyncio.Task[None] | None = None
@@ -189,14 +246,20 @@ class Node:
         self._bound: _Bound | None = None
         self._http: HTTPServer | None = None
         rules = tuple(_gs1_rule(text) for text in config.gs1_rules)
-        #: Routes mounted after ``/api``: the GS1 Digital Link paths, then the browser proxy
-        #: as the catch-all; may be replaced before start().
-        self.http_routes: list[tuple[str, Handler]] = proxy_routes(self.dispatcher, rules)
+        #: The web console (``/console``, and the home page ``/``; docs/console.md).
+        self.console = Console(self.dispatcher, rules=rules, config=config)
+        #: Routes mounted after ``/api``: the console, the GS1 Digital Link paths, then the
+        #: browser proxy as the catch-all; may be replaced before start().
+        self.http_routes: list[tuple[str, Handler]] = mount_console(
+            self.console, proxy_routes(self.dispatcher, rules)
+        )
         #: OpenAPI path items of :attr:`http_routes`, merged into ``/api/openapi.json``.
         self.openapi_paths: PathItems = proxy_openapi_paths(rules)
 
     @classmethod
-    async def open(cls, config: NodeConfig, limits: TransportLimits | None = None) -> Node:
+    async def open(
+        cls, config: NodeConfig, limits: TransportLimits | None = None, *, worker: int = 0
+    ) -> Node:
         try:
             key = load_private_key(
                 config.server_key_path.read_bytes(), config.server_key_passphrase()
@@ -204,7 +267,7 @@ class Node:
         except InvalidValue as exc:
             raise ValueError(f"cannot load the server key {config.server_key_path}: {exc}") from exc
         store = await open_store(config.database_location)
-        return cls(config, store, key, limits or TransportLimits())
+        return cls(config, store, key, limits or TransportLimits(), worker=worker)
 
     @property
     def port(self) -> int:
@@ -226,10 +289,27 @@ class Node:
         return None if self._http is None else self._http.port
 
     def http_app(self) -> ASGIApp:
-        """The HTTP application: JSON API and native messages, then :attr:`http_routes`."""
-        return build_app(
-            self.dispatcher, extra_routes=self.http_routes, openapi_paths=self.openapi_paths
+        """The HTTP application: JSON API and native messages, ``/metrics`` (unless
+        ``metrics = "off"``), then :attr:`http_routes`; every request timed in the metrics."""
+        metrics = self.dispatcher.metrics
+        if metrics is None:
+            app = build_app(
+                self.dispatcher,
+                sessions=self.http_sessions,
+                extra_routes=self.http_routes,
+                openapi_paths=self.openapi_paths,
+            )
+            return cached_api(app, self.dispatcher)
+        public = self.config.metrics == "public"
+        endpoint = MetricsEndpoint(self.dispatcher, metrics, public=public)
+        routes: list[tuple[str, Handler]] = [("/metrics", endpoint), *self.http_routes]
+        app = build_app(
+            self.dispatcher,
+            sessions=self.http_sessions,
+            extra_routes=routes,
+            openapi_paths=self.openapi_paths,
         )
+        return timed(cached_api(app, self.dispatcher), metrics)
 
     @property
     def site(self) -> SiteInfo:
@@ -239,13 +319,18 @@ class Node:
         """Bind TCP and UDP on the same port (an ephemeral one if the configuration says 0),
         then HTTP (or HTTPS) on ``http_port`` unless it is None."""
         for _attempt in range(20):
+            shared = self.config.workers > 1  # SO_REUSEPORT: the workers share the ports
             tcp = await serve_tcp(
-                self.dispatcher, self.config.listen, self.config.port, self.limits
+                self.dispatcher,
+                self.config.listen,
+                self.config.port,
+                self.limits,
+                reuse_port=shared,
             )
             port = tcp.sockets[0].getsockname()[1]
             try:
                 udp, protocol = await serve_udp(
-                    self.dispatcher, self.config.listen, port, self.limits
+                    self.dispatcher, self.config.listen, port, self.limits, reuse_port=shared
                 )
             except OSError:
                 tcp.close()
@@ -265,6 +350,7 @@ class Node:
                 certfile=self.config.tls_cert_path,
                 keyfile=self.config.tls_key_path,
             )
+            http.reuse_port = self.config.workers > 1
             try:
                 await http.start()
             except BaseException:
@@ -275,6 +361,9 @@ class Node:
             http_port = None if self._http is None else self._http.port
             site = build_site(self.config, self.key, port, http_port=http_port)
             self.dispatcher.node = self._identity(site)
+        if self.worker > 0:  # one process follows the primary, reports and publishes
+            self._tasks.append(asyncio.create_task(self.stats.run(), name="idnode-stats"))
+            return
         await self._publish_site()
         if self.mirror is not None:
             self._mirror_task = asyncio.create_task(self.mirror.run(), name="idnode-mirror")
@@ -376,7 +465,11 @@ class Node:
             self._http = None
         await self._close_native()
         await self._stop_tasks()
+        await self.console.imports.close()
         await self.store.close()
+        if self.session_db is not None:
+            self.session_db.close()
+            self.session_db = None
 
     async def _close_native(self) -> None:
         if self._bound is not None:
