@@ -280,7 +280,7 @@ class NodeSource:
     """Records of a node: its store, then its resolver for what it does not hold.
 
     ``owns(handle)`` says whether a handle of a homed prefix belongs to this server of its
-    site (:meth:`~idnode.server.dispatch.NodeIdentity.owns`); one that does not is read
+    site (:meth:`~idnode.server.placement.NodeIdentity.owns`); one that does not is read
     through the resolver like any other identifier this node does not hold.
     """
 

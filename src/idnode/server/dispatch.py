@@ -30,76 +30,51 @@ Theory of operation
 
 Every :class:`~idnode.errors.HandleError` becomes an error response with its code; any other
 exception is a bug: it is logged and answered with RC_ERROR.
+
+Layout
+------
+The dispatcher keeps the entry points, the handler table, challenges and the error plumbing;
+the work is in collaborators with one job each, built here and handed only what they use:
+:class:`~idnode.server.placement.Placement` (which server answers for a handle: 301/303),
+:class:`~idnode.server.authentication.Authenticator` (challenge answers, Basic secrets),
+:class:`~idnode.server.handlers_read.ReadHandlers` (resolution, site info, op 201, listings),
+:class:`~idnode.server.handlers_admin.AdminHandlers` (writes, batch registration, homing) and
+:class:`~idnode.server.handlers_replication.ReplicationHandlers` (ops 1000-1002). They are
+plain classes with explicit collaborators rather than mixins of one class, so each module shows
+what it depends on and can be read alone. What the node sets or replaces after construction
+(``node``, ``metrics``, ``respcache``) stays a plain attribute of the dispatcher and reaches the
+handlers through small getters, read per request as before.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hmac
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 
-from cryptography.hazmat.primitives.asymmetric import dsa, rsa
-
-from idnode.crypto.sm2 import Sm2PublicKey
 from idnode.errors import (
-    AuthenticationFailed,
     AuthenticationRequired,
     AuthenticationTimeout,
-    HandleAlreadyExists,
     HandleError,
-    HandleNotFound,
-    InsufficientPermissions,
-    InvalidAdmin,
-    InvalidHandle,
-    InvalidValue,
     OperationNotSupported,
     ProtocolViolation,
-    RecursionCountTooHigh,
-    ServerNotResponsible,
-    UniqueValueTaken,
-    ValuesNotFound,
 )
-from idnode.industry.directory import Pending
-from idnode.industry.enforce import TemplateGuard, WritePlan
-from idnode.industry.grants import GrantPolicy, RecordGrants
-from idnode.industry.layout import DATA_INDEX_START
+from idnode.industry.enforce import TemplateGuard
+from idnode.industry.grants import GrantPolicy
 from idnode.protocol import auth
-from idnode.protocol import types as value_types
-from idnode.protocol.bodies import (
-    Body,
-    ChallengeAnswer,
-    CreateHandleResponse,
-    EmptyBody,
-    HandleListBody,
-    HandleRequest,
-    ReferralBody,
-    RemoveValuesRequest,
-    ResolutionRequest,
-    ResolutionResponse,
-    SiteInfoBody,
-    ValuesRequest,
-    VerifyChallengeRequest,
-    VerifyChallengeResponse,
-)
-from idnode.protocol.codes import AdminPermission, OpCode, OpFlag, ResponseCode
+from idnode.protocol.bodies import Body, ChallengeAnswer, ReferralBody, ResolutionResponse
+from idnode.protocol.codes import OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import Message
-from idnode.protocol.replication import (
-    DumpHandlesRequest,
-    NextTxnIdBody,
-    RetrieveTxnRequest,
-    RetrieveTxnResponseBody,
-)
-from idnode.protocol.types.hs_pubkey import PrivateKey, PublicKeyData
-from idnode.protocol.types.hs_site import SiteInfo
+from idnode.protocol.types.hs_pubkey import PrivateKey
 from idnode.protocol.values import HandleValue
 from idnode.resolver import Resolver
+from idnode.server.authentication import Authenticator
 from idnode.server.authz import Authorizer, Identity
 from idnode.server.challenges import Challenges
+from idnode.server.handlers_admin import MAX_HANDLE_BYTES, MAX_VALUES, AdminHandlers
+from idnode.server.handlers_read import MAX_RECURSION, ReadHandlers
+from idnode.server.handlers_replication import ReplicationHandlers
 from idnode.server.metrics import Metrics
 from idnode.server.negotiation import (
     challenge,
@@ -109,27 +84,34 @@ from idnode.server.negotiation import (
     response_version,
 )
 from idnode.server.origin import PEER
+from idnode.server.placement import (
+    NOT_PRIMARY,
+    WRITES,
+    WRONG_SERVER_HASH,
+    NodeIdentity,
+    Placement,
+    Referral,
+)
 from idnode.server.ratelimit import ClientLimiter
-from idnode.server.replication import ReplicationSource, stream_sink
-from idnode.server.respcache import NOTE, ResponseCache
+from idnode.server.replication import ReplicationSource
+from idnode.server.respcache import ResponseCache
 from idnode.server.sessions import Sessions
 from idnode.server.stats import ResolutionCounter
-from idnode.server.writes import BatchResult, Writes, batch_error, edited
-from idnode.store.base import HandleStore, handle_key, prefix_of
-from idnode.store.records import add_values_edit, modify_values_edit, remove_values_edit
+from idnode.server.writes import BatchResult, Writes
+from idnode.store.base import HandleStore
 from idnode.trust.verify import TrustPolicy
 
-__all__ = ["Dispatcher", "NodeIdentity"]
+__all__ = [
+    "MAX_HANDLE_BYTES",
+    "MAX_RECURSION",
+    "MAX_VALUES",
+    "NOT_PRIMARY",
+    "WRONG_SERVER_HASH",
+    "Dispatcher",
+    "NodeIdentity",
+]
 
 log = logging.getLogger(__name__)
-
-#: Requests that already went through this many recursive nodes are refused (spec §1.5).
-MAX_RECURSION = 8
-#: Reference server limits (spec §1.1).
-MAX_HANDLE_BYTES = 2048
-MAX_VALUES = 2048
-#: Suffixes drawn at most when minting (a handle that still hashes elsewhere gets 301).
-_MINT_ATTEMPTS = 64
 
 _NEEDS_AUTH = {
     OpCode.CREATE_HANDLE,
@@ -146,59 +128,6 @@ _NEEDS_AUTH = {
     OpCode.DUMP_HANDLES,
 }
 _SESSIONS = {OpCode.SESSION_SETUP, OpCode.SESSION_TERMINATE, OpCode.SESSION_EXCHANGEKEY}
-#: Administration on one handle: answered only by the server the handle hashes to.
-_HANDLE_WRITES = {
-    OpCode.CREATE_HANDLE,
-    OpCode.DELETE_HANDLE,
-    OpCode.ADD_VALUE,
-    OpCode.REMOVE_VALUE,
-    OpCode.MODIFY_VALUE,
-}
-#: Requests a read-only server (mirror) refuses (the reference server's admin requests).
-_WRITES = _HANDLE_WRITES | {OpCode.HOME_NA, OpCode.UNHOME_NA}
-#: 301 messages of the reference server.
-NOT_PRIMARY = "Not a primary server"
-WRONG_SERVER_HASH = "Request was hashed incorrectly"
-
-
-#: Value writes an edit grant can stand in for (never the HS_ADMIN ones).
-_GRANTABLE_WRITES = frozenset(
-    {AdminPermission.ADD_VALUE, AdminPermission.MODIFY_VALUE, AdminPermission.REMOVE_VALUE}
-)
-
-_SITE_TYPES = frozenset({"HS_SITE", "HS_SITE.6", "HS_SERV"})
-_DELEGATION_TYPES = frozenset({"HS_SITE.PREFIX", "HS_SERV.PREFIX", "HS_NA_DELEGATE"})
-
-
-class _Referral(ServerNotResponsible):
-    """Not served here, but this node knows where (spec §4): answered with 303 and the
-    sites over the native protocol; other transports see the 301 it derives from."""
-
-    def __init__(self, handle: str, sites: tuple[HandleValue, ...]) -> None:
-        super().__init__()
-        self.handle = handle
-        self.sites = sites
-
-
-@dataclass(frozen=True)
-class NodeIdentity:
-    """What the node says about itself: its HS_SITE record (raw bytes) and serial, and which
-    server of that site it is."""
-
-    site_data: bytes
-    site_serial: int
-    server_index: int = 0
-    """0-based position of this node in the site's server list (spec §2.2)."""
-
-    @functools.cached_property
-    def site(self) -> SiteInfo:
-        return SiteInfo.from_bytes(self.site_data)
-
-    def owns(self, handle: str) -> bool:
-        """Whether ``handle`` hashes to this server, by the site's hash option (spec §2.2);
-        always true in a site of one server."""
-        site = self.site
-        return len(site.servers) < 2 or site.server_index_for(handle) == self.server_index
 
 
 Handler = Callable[[Message, Identity | None], Awaitable[Body]]
@@ -244,10 +173,16 @@ class Dispatcher:
         self._server_key = server_key
         #: Resolves handles this node does not serve, for requests with REC (None: 301).
         self.resolver = resolver
+        #: Which server answers for a handle (301/303 checks), against the current ``node``.
+        self.placement = Placement(store, lambda: self.node, read_only=read_only)
         #: Checks every write of an identifier against its metadata template; templates and
         #: references on other nodes are read through ``resolver``.
         self.templates = TemplateGuard(
-            store, is_local=self._holds, resolver=resolver, clock=clock, authorizer=self.authorizer
+            store,
+            is_local=self.placement.holds,
+            resolver=resolver,
+            clock=clock,
+            authorizer=self.authorizer,
         )
         self.writes = Writes(store, self.templates, clock)
         #: Successful resolutions per prefix per day (idnode.server.stats), flushed by the node.
@@ -263,22 +198,45 @@ class Dispatcher:
         #: node sets it from ``[trust]``; None: verification not offered.
         self.trust: TrustPolicy | None = None
         self._random = random_bytes
+        self._authenticator = Authenticator(store, self.limiter)
+        reads = ReadHandlers(
+            store,
+            self.placement,
+            self.authorizer,
+            self.grants,
+            resolver,
+            node=lambda: self.node,
+            respcache=lambda: self.respcache,
+            metrics=lambda: self.metrics,
+        )
+        self._admin = AdminHandlers(
+            store,
+            self.placement,
+            self.authorizer,
+            self.grants,
+            self.writes,
+            read_only=read_only,
+            clock=clock,
+            random_bytes=random_bytes,
+            metrics=lambda: self.metrics,
+        )
+        replication = ReplicationHandlers(self.replication, self.authorizer, replication_admins)
         self._handlers: dict[int, Handler] = {
-            OpCode.RESOLUTION: self._resolve,
-            OpCode.GET_SITE_INFO: self._site_info,
-            OpCode.CREATE_HANDLE: self._create,
-            OpCode.DELETE_HANDLE: self._delete,
-            OpCode.ADD_VALUE: self._add,
-            OpCode.MODIFY_VALUE: self._modify,
-            OpCode.REMOVE_VALUE: self._remove,
-            OpCode.LIST_HANDLES: self._list_handles,
-            OpCode.LIST_DERIVED_PREFIXES: self._list_derived,
-            OpCode.HOME_NA: self._home,
-            OpCode.UNHOME_NA: self._unhome,
-            OpCode.VERIFY_CHALLENGE: self._verify_challenge,
-            OpCode.GET_NEXT_TXN_ID: self._next_txn_id,
-            OpCode.RETRIEVE_TXN_LOG: self._retrieve_txn_log,
-            OpCode.DUMP_HANDLES: self._dump_handles,
+            OpCode.RESOLUTION: reads.resolve,
+            OpCode.GET_SITE_INFO: reads.site_info,
+            OpCode.CREATE_HANDLE: self._admin.create,
+            OpCode.DELETE_HANDLE: self._admin.delete,
+            OpCode.ADD_VALUE: self._admin.add,
+            OpCode.MODIFY_VALUE: self._admin.modify,
+            OpCode.REMOVE_VALUE: self._admin.remove,
+            OpCode.LIST_HANDLES: reads.list_handles,
+            OpCode.LIST_DERIVED_PREFIXES: reads.list_derived,
+            OpCode.HOME_NA: self._admin.home,
+            OpCode.UNHOME_NA: self._admin.unhome,
+            OpCode.VERIFY_CHALLENGE: reads.verify_challenge,
+            OpCode.GET_NEXT_TXN_ID: replication.next_txn_id,
+            OpCode.RETRIEVE_TXN_LOG: replication.retrieve_txn_log,
+            OpCode.DUMP_HANDLES: replication.dump_handles,
         }
 
     # -- entry points --------------------------------------------------------------------------
@@ -333,7 +291,7 @@ class Dispatcher:
             return await self.execute(request, identity)
         except AuthenticationRequired:
             return self._challenge(request)
-        except _Referral as referral:
+        except Referral as referral:
             version = response_version(request)
             if version < (2, 5) or version[0] == 5:  # no referral body before 2.5 (spec §1.4)
                 return self._error(request, referral.response_code, referral.message)
@@ -356,10 +314,10 @@ class Dispatcher:
         handler = self._handlers.get(request.op)
         if handler is None:
             raise OperationNotSupported(f"operation {request.op} is not supported")
-        self._check_placement(request)
+        self.placement.check_placement(request)
         if identity is None and request.op in _NEEDS_AUTH:
             raise AuthenticationRequired()
-        if identity is not None and request.op in _WRITES:
+        if identity is not None and request.op in WRITES:
             self.limiter.check_write(PEER.get())
         body = await handler(request, identity)
         if isinstance(body, ResolutionResponse):  # statistics: one dict increment
@@ -417,508 +375,43 @@ class Dispatcher:
     ) -> None:
         """Check a challenge answer against the identity's key held here (spec §3.2);
         raises AuthenticationFailed (ServerBusy while the client is blocked for failures)."""
-        with self._auth_attempt():
-            await self._verify_identity(
-                identity, auth_type, signed_response, nonce, digest, old_format=old_format
-            )
-
-    async def _verify_identity(
-        self,
-        identity: Identity,
-        auth_type: str,
-        signed_response: bytes,
-        nonce: bytes,
-        digest: bytes,
-        *,
-        old_format: bool,
-    ) -> None:
-        values = await self.store.get_handle(identity.handle)
-        value = next((v for v in values or () if v.index == identity.index), None)
-        kind = auth_type.upper()
-        if value is None or value.type.upper() != kind:
-            raise AuthenticationFailed(f"no {kind} at {identity} on this server")
-        if kind == "HS_SECKEY":
-            ok = auth.verify_secret_key_answer(
-                value.data, nonce, digest, signed_response, old_format=old_format
-            )
-        elif kind == "HS_PUBKEY":
-            try:
-                key = PublicKeyData.from_bytes(value.data).to_public_key()
-            except ProtocolViolation as exc:
-                raise AuthenticationFailed(f"the HS_PUBKEY of {identity} is unusable") from exc
-            if not isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey | Sm2PublicKey):
-                raise AuthenticationFailed(f"the HS_PUBKEY of {identity} cannot sign")
-            ok = auth.verify_public_key_answer(key, nonce, digest, signed_response)
-        else:
-            raise AuthenticationFailed(f"unknown authentication type {auth_type}")
-        if not ok:
-            raise AuthenticationFailed(f"the answer does not verify for {identity}")
+        await self._authenticator.verify_identity(
+            identity, auth_type, signed_response, nonce, digest, old_format=old_format
+        )
 
     async def check_secret(self, identity: Identity, secret: bytes) -> None:
         """HTTP Basic authentication (spec §5.5): ``secret`` must equal the identity's
         HS_SECKEY held here, compared in constant time; raises AuthenticationFailed (ServerBusy
         while the client is blocked for failures)."""
-        with self._auth_attempt():
-            values = await self.store.get_handle(identity.handle)
-            value = next((v for v in values or () if v.index == identity.index), None)
-            if value is None or value.type.upper() != "HS_SECKEY" or not value.data:
-                raise AuthenticationFailed(f"no HS_SECKEY at {identity} on this server")
-            if not hmac.compare_digest(value.data, secret):
-                raise AuthenticationFailed(f"wrong secret for {identity}")
+        await self._authenticator.check_secret(identity, secret)
 
-    @contextlib.contextmanager
-    def _auth_attempt(self) -> Iterator[None]:
-        """Refuse an authentication from a blocked client; count the ones that fail."""
-        peer = PEER.get()
-        self.limiter.check_auth(peer)
-        try:
-            yield
-        except AuthenticationFailed:
-            self.limiter.auth_failed(peer)
-            raise
-
-    # -- responsibility and validation -----------------------------------------------------
-
-    def _check_placement(self, request: Message) -> None:
-        """The reference server's first checks, before any challenge: 301 for administration
-        on a read-only server, and for administration on a handle that hashes to another
-        server of this site (a minted handle is checked once minted)."""
-        if self.read_only and request.op in _WRITES:
-            raise ServerNotResponsible(NOT_PRIMARY)
-        if request.op not in _HANDLE_WRITES or request.has(OpFlag.MINT):
-            return
-        handle = getattr(request.body, "handle", None)
-        if isinstance(handle, str):
-            self._require_share(handle)
-
-    def _require_share(self, handle: str) -> None:
-        """301 unless ``handle`` hashes to this server of the site (:meth:`NodeIdentity.owns`)."""
-        if not self.node.owns(handle):
-            raise ServerNotResponsible(WRONG_SERVER_HASH)
-
-    async def _require_responsible(self, handle: str) -> None:
-        """301 unless ``handle`` hashes to this server and this node serves it (:meth:`_serves`;
-        spec §2.2, §4)."""
-        self._require_share(handle)
-        if not await self._serves(handle):
-            raise ServerNotResponsible()
-
-    async def _serves(self, handle: str) -> bool:
-        """Whether this node serves ``handle``.
-
-        A handle ``P/S`` is served here when P is homed. A prefix handle ``0.NA/P`` is served
-        when ``0.NA`` is homed (a root), or P or one of its ancestor prefixes is homed: the node
-        answers for its own prefix handles and for the prefixes it delegated.
-        """
-        prefix = prefix_of(handle)
-        if handle_key(prefix) != "0.NA":
-            return await self.store.is_homed(prefix)
-        if await self.store.is_homed("0.NA"):
-            return True
-        segments = handle.split("/", 1)[1].split(".")
-        for i in range(len(segments), 0, -1):
-            if await self.store.is_homed(".".join(segments[:i])):
-                return True
-        return False
-
-    async def _delegation(self, handle: str) -> tuple[HandleValue, ...]:
-        """The values saying where ``handle`` is served, when this node delegated its prefix:
-        the HS_SITE/HS_SERV values of the prefix handle it holds (for ``0.NA/P.C``, the
-        HS_SITE.PREFIX/HS_SERV.PREFIX/HS_NA_DELEGATE values of the parent ``0.NA/P``)."""
-        prefix = prefix_of(handle)
-        if handle_key(prefix) == "0.NA":
-            child = handle.split("/", 1)[1]
-            if "." not in child:
-                return ()
-            holder, wanted = f"0.NA/{child.rsplit('.', 1)[0]}", _DELEGATION_TYPES
-        else:
-            holder, wanted = f"0.NA/{prefix}", _SITE_TYPES
-        if not await self._serves(holder):
-            return ()
-        values = await self.store.get_handle(holder) or ()
-        return tuple(v for v in values if v.type.upper() in wanted)
-
-    @staticmethod
-    def _check_handle(handle: str) -> None:
-        if "/" not in handle or handle.startswith("/") or handle.endswith("/"):
-            raise InvalidHandle(f"invalid handle {handle!r}: expected <prefix>/<suffix>")
-        if len(handle.encode("utf-8")) > MAX_HANDLE_BYTES:
-            raise InvalidHandle(f"handle longer than {MAX_HANDLE_BYTES} bytes")
-
-    def _stamp(self, values: Sequence[HandleValue]) -> list[HandleValue]:
-        """Validate new values and set their timestamps (the server sets them, spec §5.1)."""
-        if len(values) > MAX_VALUES:
-            raise InvalidValue(f"more than {MAX_VALUES} values")
-        seen: set[int] = set()
-        now = int(self._clock())
-        out = []
-        for v in values:
-            if v.index in seen:
-                raise InvalidValue(f"index {v.index} given twice")
-            if v.index == 0:
-                raise InvalidValue("index 0 is not a valid value index")
-            seen.add(v.index)
-            try:
-                value_types.parse(v.type, v.data)
-            except ProtocolViolation as exc:
-                raise InvalidValue(f"value {v.index} is not a valid {v.type}: {exc}") from exc
-            out.append(v.with_changes(timestamp=now))
-        return out
-
-    async def _record(self, handle: str) -> tuple[HandleValue, ...]:
-        if self.metrics is None:
-            values = await self.store.get_handle(handle)
-        else:
-            started = time.perf_counter()
-            values = await self.store.get_handle(handle)
-            self.metrics.store_call("get_handle", time.perf_counter() - started)
-        if values is None:
-            raise HandleNotFound("")
-        return values
-
-    async def _prefix_admins(self, handle: str) -> tuple[HandleValue, ...]:
-        """HS_ADMIN-bearing record governing creation under ``handle``'s prefix: the parent
-        prefix handle for ``0.NA/P.C``, else ``0.NA/<prefix>``. Empty when absent."""
-        prefix = prefix_of(handle)
-        if handle_key(prefix) == "0.NA":
-            child = handle.split("/", 1)[1]
-            parent = child.rsplit(".", 1)[0] if "." in child else "0.NA"
-            record = await self.store.get_handle(f"0.NA/{parent}")
-        else:
-            record = await self.store.get_handle(f"0.NA/{prefix}")
-        return record or ()
-
-    @staticmethod
-    def _is_admin_value(v: HandleValue | None) -> bool:
-        return v is not None and v.type.upper() == "HS_ADMIN"
-
-    # -- query operations ----------------------------------------------------------------------
-
-    async def _resolve(self, request: Message, identity: Identity | None) -> Body:
-        body = request.body
-        assert isinstance(body, ResolutionRequest)
-        if not body.handle:
-            raise InvalidHandle("empty handle")
-        if not self.node.owns(body.handle) or not await self._serves(body.handle):
-            if self.resolver is None or not request.has(OpFlag.REC):
-                self._require_share(body.handle)
-                sites = () if request.has(OpFlag.DNRF) else await self._delegation(body.handle)
-                if sites:
-                    raise _Referral(body.handle, sites)
-                raise ServerNotResponsible()
-            # A recursive node answers for the rest of the hierarchy (spec §4); the resolver
-            # asks with PO and never with REC, so nodes cannot loop through each other.
-            if request.recursion_count >= MAX_RECURSION:
-                raise RecursionCountTooHigh()
-            values = await self.resolver.resolve(body.handle, body.types, body.indexes)
-            return ResolutionResponse(body.handle, values)
-        note = NOTE.get()
-        if note is not None and self.respcache is not None:
-            self.respcache.begin(note, body.handle)  # before the read (see respcache)
-        record = await self._record(body.handle)
-        values = record
-        if body.indexes or body.types:
-            values = tuple(
-                v
-                for v in values
-                if v.index in body.indexes or any(v.type_matches(t) for t in body.types)
-            )
-        grants = await self.grants.for_record(record)
-        governed = [v for v in values if grants.governs(v)]
-        if governed:
-            values = await self._granted(request, identity, grants, values)
-        if request.has(OpFlag.PO):
-            values = tuple(v for v in values if v.public_read or grants.governs(v))
-        if not values:
-            raise ValuesNotFound("")
-        restricted = [v for v in values if not v.public_read and not grants.governs(v)]
-        if restricted:
-            if any(not v.admin_read for v in restricted):
-                raise InsufficientPermissions("a requested value is not readable")
-            if identity is None:
-                raise AuthenticationRequired()
-            await self.authorizer.require(identity, record, AdminPermission.READ_VALUE)
-        if note is not None and identity is None and not grants.instance:
-            note.cacheable = True  # what any anonymous requester sees, from this record alone
-        return ResolutionResponse(body.handle, values)
-
-    @staticmethod
-    async def _granted(
-        request: Message,
-        identity: Identity | None,
-        grants: RecordGrants,
-        values: tuple[HandleValue, ...],
-    ) -> tuple[HandleValue, ...]:
-        """``values`` without the governed ones the caller may not view (data permissions).
-
-        With PO, or for an identity, the hidden values are filtered out. An anonymous request
-        without PO for governed values an identity might see is challenged first (spec §1.11),
-        as for values with ADMIN_READ only."""
-        viewer = None if request.has(OpFlag.PO) else identity
-        shown = []
-        for v in values:
-            if not grants.governs(v) or await grants.can_view(viewer, v):
-                shown.append(v)
-            elif viewer is None and not request.has(OpFlag.PO):
-                raise AuthenticationRequired()
-        return tuple(shown)
-
-    async def _site_info(self, request: Message, identity: Identity | None) -> Body:
-        return SiteInfoBody(self.node.site_data)
-
-    async def _verify_challenge(self, request: Message, identity: Identity | None) -> Body:
-        """Op 201: check a secret-key answer for an identity held here (spec §3.1 step 4)."""
-        body = request.body
-        assert isinstance(body, VerifyChallengeRequest)
-        await self._require_responsible(body.handle)
-        values = await self._record(body.handle)
-        value = next((v for v in values if v.index == body.index), None)
-        if value is None or value.type.upper() != "HS_SECKEY":
-            raise ValuesNotFound(f"no HS_SECKEY at {body.index}:{body.handle}")
-        ok = auth.verify_secret_key_answer(
-            value.data, body.nonce, body.digest.digest, body.signed_response
-        )
-        return VerifyChallengeResponse(ok)
-
-    # -- administration ------------------------------------------------------------------------
-
-    async def _create(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, ValuesRequest)
-        handle = body.handle
-        if request.has(OpFlag.MINT):
-            handle = self._mint(handle)
-        await self._may_create(handle, identity)
-        overwrite = request.has(OpFlag.OVRW)
-        existing = None
-        if overwrite:
-            existing = await self.store.get_handle(handle)
-            if existing is not None:
-                await self.authorizer.require(identity, existing, AdminPermission.DELETE_HANDLE)
-        values = self._stamp(body.values)
-        plan = await self.writes.check(handle, existing, values, values, writer=identity)
-        record = plan.values or ()
-        await self.writes.run(
-            identity,
-            {handle: plan},
-            lambda: self.store.create_handle(handle, record, overwrite=overwrite),
-        )
-        return CreateHandleResponse(handle)
-
-    async def _may_create(self, handle: str, identity: Identity) -> None:
-        """Raise unless ``handle`` is well formed, served here, and ``identity`` may create it:
-        ADD_HANDLE on ``0.NA/<prefix>``, or ADD_NA on the parent for a prefix handle."""
-        self._check_handle(handle)
-        await self._require_responsible(handle)
-        is_prefix = handle_key(prefix_of(handle)) == "0.NA"
-        perm = AdminPermission.ADD_NA if is_prefix else AdminPermission.ADD_HANDLE
-        await self.authorizer.require(identity, await self._prefix_admins(handle), perm)
+    # -- batch registration (the HTTP batch endpoint; see AdminHandlers) -----------------------
 
     async def create_handles(
         self, items: Sequence[tuple[str, Sequence[HandleValue]]], identity: Identity
     ) -> list[tuple[int, str]]:
         """:meth:`register_handles` without the per-field errors: (code, message) per item."""
-        return [(r.code, r.message) for r in await self.register_handles(items, identity)]
+        return await self._admin.create_handles(items, identity)
 
     async def register_handles(
         self, items: Sequence[tuple[str, Sequence[HandleValue]]], identity: Identity
     ) -> list[BatchResult]:
-        """Batch registration (the HTTP batch endpoint): every item is checked as a create
-        would be (handle, responsibility, permission, values, template), then the valid ones
-        are written in one transaction with :meth:`HandleStore.create_records`. Existing
-        handles are left unchanged. An item may reference, but not share a unique value
-        with, an earlier item of the batch. Returns one :class:`BatchResult` per item. A
-        read-only server refuses the whole batch (301); in a site of several servers, items
-        that hash to another server get 301 each."""
-        if self.read_only:
-            raise ServerNotResponsible(NOT_PRIMARY)
-        results = [BatchResult(ResponseCode.SUCCESS)] * len(items)
-        allowed: dict[str, HandleError | None] = {}  # per prefix: the permission outcome
-        plans: dict[int, tuple[str, WritePlan]] = {}  # the items that passed, to write
-        pending = Pending()
-        seen: set[str] = set()
-        for position, (handle, values) in enumerate(items):
-            try:
-                self._check_handle(handle)
-                self._require_share(handle)  # per item: the permission is cached per prefix
-                scope = handle_key(prefix_of(handle))
-                if scope == "0.NA":  # prefix handles: each has its own parent
-                    await self._may_create(handle, identity)
-                else:
-                    if scope not in allowed:
-                        try:
-                            await self._may_create(handle, identity)
-                            allowed[scope] = None
-                        except HandleError as exc:
-                            allowed[scope] = exc
-                    if (denied := allowed[scope]) is not None:
-                        raise denied
-                key = handle_key(handle)
-                if key in seen:
-                    raise HandleAlreadyExists("given twice in this batch")
-                seen.add(key)
-                stamped = self._stamp(values)
-                plan = await self.writes.check(
-                    handle, None, stamped, stamped, pending, writer=identity
-                )
-                plans[position] = handle, plan
-            except HandleError as exc:
-                results[position] = batch_error(exc)
-        try:
-            created = await self.writes.create_records(identity, plans)
-        except UniqueValueTaken:
-            # Another write took a unique value since the check: register one by one.
-            created = await self.writes.create_one_by_one(identity, plans, results)
-        for position, was_created in created.items():
-            if not was_created:
-                message = "Handle already exists."
-                results[position] = BatchResult(ResponseCode.HANDLE_ALREADY_EXISTS, message)
-        return results
+        """Batch registration: :meth:`AdminHandlers.register_handles
+        <idnode.server.handlers_admin.AdminHandlers.register_handles>`. Returns one
+        :class:`BatchResult` per item; a read-only server refuses the whole batch (301)."""
+        return await self._admin.register_handles(items, identity)
 
-    def _mint(self, handle: str) -> str:
-        """A new handle under ``handle``'s prefix: ``<handle>`` + a random suffix, drawn
-        again until the handle hashes to this server (spec §2.2; expected tries: the number
-        of servers of the site)."""
-        for _attempt in range(_MINT_ATTEMPTS):
-            suffix = self._random(10).hex().upper()
-            if "/" not in handle:
-                minted = f"{handle}/{suffix}"
-            else:
-                minted = f"{handle}{suffix}" if handle.endswith("/") else f"{handle}-{suffix}"
-            if self.node.owns(minted):
-                break
-        return minted
+    # -- responsibility ------------------------------------------------------------------------
 
-    async def _delete(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, HandleRequest)
-        await self._require_responsible(body.handle)
-        record = await self._record(body.handle)
-        if handle_key(prefix_of(body.handle)) == "0.NA":
-            # A prefix handle: DELETE_NA, granted on it or on its parent (as ADD_NA is).
-            admins = record + await self._prefix_admins(body.handle)
-            await self.authorizer.require(identity, admins, AdminPermission.DELETE_NA)
-        else:
-            await self.authorizer.require(identity, record, AdminPermission.DELETE_HANDLE)
-        plan = WritePlan(None)  # a deleted identifier loses its index entries with it
-        await self.writes.run(
-            identity, {body.handle: plan}, lambda: self.store.delete_handle(body.handle)
-        )
-        return EmptyBody()
-
-    async def _add(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, ValuesRequest)
-        await self._require_responsible(body.handle)
-        record = await self._record(body.handle)
-        by_index = {v.index: v for v in record}
-        overwrite = request.has(OpFlag.OVRW)
-        for v in body.values:
-            old = by_index.get(v.index)
-            if old is not None and overwrite:
-                admin = self._is_admin_value(old) or self._is_admin_value(v)
-                perm = AdminPermission.MODIFY_ADMIN if admin else AdminPermission.MODIFY_VALUE
-            else:
-                admin = self._is_admin_value(v)
-                perm = AdminPermission.ADD_ADMIN if admin else AdminPermission.ADD_VALUE
-            await self._may_write(identity, record, perm, old if overwrite else None, v)
-        values = self._stamp(body.values)
-        after = edited(record, add_values_edit(body.handle, values, overwrite=overwrite))
-        await self.writes.change(
-            identity,
-            body.handle,
-            record,
-            after,
-            values,
-            lambda: self.store.add_values(body.handle, values, overwrite=overwrite),
-        )
-        return EmptyBody()
-
-    async def _modify(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, ValuesRequest)
-        await self._require_responsible(body.handle)
-        record = await self._record(body.handle)
-        by_index = {v.index: v for v in record}
-        for v in body.values:
-            old = by_index.get(v.index)
-            if old is None:
-                raise ValuesNotFound(f"no value at index {v.index}")
-            admin = self._is_admin_value(old) or self._is_admin_value(v)
-            perm = AdminPermission.MODIFY_ADMIN if admin else AdminPermission.MODIFY_VALUE
-            await self._may_write(identity, record, perm, old, v)
-        values = self._stamp(body.values)
-        after = edited(record, modify_values_edit(body.handle, values))
-        await self.writes.change(
-            identity,
-            body.handle,
-            record,
-            after,
-            values,
-            lambda: self.store.modify_values(body.handle, values),
-        )
-        return EmptyBody()
-
-    async def _remove(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, RemoveValuesRequest)
-        await self._require_responsible(body.handle)
-        record = await self._record(body.handle)
-        by_index = {v.index: v for v in record}
-        for index in body.indexes:
-            old = by_index.get(index)
-            if old is None:
-                raise ValuesNotFound(f"no value at index {index}")
-            admin = self._is_admin_value(old)
-            perm = AdminPermission.REMOVE_ADMIN if admin else AdminPermission.REMOVE_VALUE
-            await self._may_write(identity, record, perm, old, None)
-        after = edited(record, remove_values_edit(body.handle, body.indexes))
-        await self.writes.change(
-            identity,
-            body.handle,
-            record,
-            after,
-            (),
-            lambda: self.store.remove_values(body.handle, body.indexes),
-        )
-        return EmptyBody()
-
-    async def _may_write(
-        self,
-        identity: Identity,
-        record: tuple[HandleValue, ...],
-        perm: AdminPermission,
-        old: HandleValue | None,
-        new: HandleValue | None,
-    ) -> None:
-        """Raise unless ``identity`` may change ``old`` into ``new`` (either None for an add or
-        a remove): ``perm`` through the record's HS_ADMIN, or else, for an attribute value
-        (index ≥ 2000, the same attribute before and after) of an instance, an edit grant
-        for that attribute (:meth:`RecordGrants.can_edit`). The HS_ADMIN error stands
-        otherwise."""
-        try:
-            await self.authorizer.require(identity, record, perm)
-        except (InvalidAdmin, InsufficientPermissions):
-            if perm not in _GRANTABLE_WRITES:
-                raise
-            changed = [v for v in (old, new) if v is not None]
-            if any(v.index < DATA_INDEX_START for v in changed):
-                raise
-            if len({v.type.casefold() for v in changed}) != 1:
-                raise
-            grants = await self.grants.for_record(record)
-            if not await grants.can_edit(identity, changed[0].type):
-                raise
+    async def _serves(self, handle: str) -> bool:
+        """Whether this node serves ``handle`` (:meth:`Placement.serves
+        <idnode.server.placement.Placement.serves>`)."""
+        return await self.placement.serves(handle)
 
     async def _template_record(self, handle: str) -> tuple[HandleValue, ...] | None:
         """The record of template ``handle`` for its class grants: from the store when held
         here, else through the resolver (public values); None when it cannot be read."""
-        if await self._holds(handle):
+        if await self.placement.holds(handle):
             return await self.store.get_handle(handle)
         if self.resolver is None:
             return None
@@ -926,93 +419,3 @@ class Dispatcher:
             return await self.resolver.resolve(handle)
         except HandleError:
             return None
-
-    async def _holds(self, handle: str) -> bool:
-        """Whether this server holds ``handle`` in its store (the guard reads it there)."""
-        return self.node.owns(handle) and await self._serves(handle)
-
-    async def _prefix_request(self, request: Message, identity: Identity) -> str:
-        """For ops on ``0.NA/<prefix>``: check responsibility and LIST_HANDLES; the prefix."""
-        body = request.body
-        assert isinstance(body, HandleRequest)
-        handle = body.handle
-        if handle_key(prefix_of(handle)) != "0.NA" or "/" not in handle:
-            raise InvalidHandle(f"expected a prefix handle 0.NA/<prefix>, got {handle!r}")
-        prefix = handle.split("/", 1)[1]
-        if not await self.store.is_homed(prefix):
-            raise ServerNotResponsible()
-        record = await self.store.get_handle(handle) or ()
-        await self.authorizer.require(identity, record, AdminPermission.LIST_HANDLES)
-        return prefix
-
-    async def _list_handles(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        prefix = await self._prefix_request(request, identity)
-        return HandleListBody(tuple(await self.store.list_handles(prefix)))
-
-    async def _list_derived(self, request: Message, identity: Identity | None) -> Body:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, HandleRequest)
-        if body.handle in ("", "/"):
-            # Blank handle: the reference's OC_LIST_HOMED_NAS proper, every prefix homed
-            # here as 0.NA/<prefix>, for server administrators (REST GET /api/prefixes).
-            if not await self.authorizer.is_server_admin(identity):
-                raise InvalidAdmin(f"{identity} is not a server administrator")
-            homed = await self.store.homed_prefixes()
-            return HandleListBody(tuple(f"0.NA/{p}" for p in homed))
-        prefix = await self._prefix_request(request, identity)
-        return HandleListBody(tuple(await self.store.list_derived_prefixes(prefix)))
-
-    async def _home_prefix(self, request: Message, identity: Identity | None) -> str:
-        assert identity is not None
-        body = request.body
-        assert isinstance(body, HandleRequest)
-        if not await self.authorizer.is_server_admin(identity):
-            raise InvalidAdmin(f"{identity} is not a server administrator")
-        handle = body.handle
-        if handle_key(prefix_of(handle)) != "0.NA" or "/" not in handle:
-            raise InvalidHandle(f"expected a prefix handle 0.NA/<prefix>, got {handle!r}")
-        return handle.split("/", 1)[1]
-
-    async def _home(self, request: Message, identity: Identity | None) -> Body:
-        await self.store.home_prefix(await self._home_prefix(request, identity))
-        return EmptyBody()
-
-    async def _unhome(self, request: Message, identity: Identity | None) -> Body:
-        await self.store.unhome_prefix(await self._home_prefix(request, identity))
-        return EmptyBody()
-
-    # -- replication (the primary's side; see idnode.server.replication) -------------------------
-
-    async def _replication_source(self, identity: Identity | None) -> ReplicationSource:
-        assert identity is not None
-        if self.replication is None:
-            raise OperationNotSupported("replication needs the server key")
-        admins = self.replication_admins
-        if not (
-            await self.authorizer.is_server_admin(identity)
-            or await self.authorizer.is_any_of(identity, admins)
-        ):
-            raise InvalidAdmin(f"{identity} is not a replication administrator")
-        return self.replication
-
-    async def _next_txn_id(self, request: Message, identity: Identity | None) -> Body:
-        source = await self._replication_source(identity)
-        return NextTxnIdBody(await source.next_txn_id())
-
-    async def _retrieve_txn_log(self, request: Message, identity: Identity | None) -> Body:
-        body = request.body
-        assert isinstance(body, RetrieveTxnRequest)
-        source = await self._replication_source(identity)
-        if body.state_json is not None:
-            raise OperationNotSupported("multi-primary replication is not supported")
-        stream_sink().append(source.txn_stream(body))
-        return RetrieveTxnResponseBody()
-
-    async def _dump_handles(self, request: Message, identity: Identity | None) -> Body:
-        body = request.body
-        assert isinstance(body, DumpHandlesRequest)
-        source = await self._replication_source(identity)
-        stream_sink().append(source.dump_stream(body))
-        return EmptyBody()
