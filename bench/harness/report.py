@@ -164,23 +164,35 @@ def targets(rows: list[Row]) -> list[str]:
         return "met" if ok else "**not met**"
 
     for size in sorted({r.size for r in rows}):
-        knot = _find(rows, size, "Knot", "UDP", "dnsperf")
+        # Knot measured by dnsperf and by idnode's own load generator: a target is met only
+        # against both (the same tool for both servers is the fairer of the two).
+        knots = [
+            (tool, k)
+            for tool in ("dnsperf", "loadgen")
+            if (k := _find(rows, size, "Knot", "UDP", tool)) is not None
+        ]
         nginx = _find(rows, size, "nginx", "HTTP", "wrk")
         for backend in ("SQLite", "PostgreSQL"):
             server = f"idnode {backend}"
             where = f"{_size(size)}, {backend}"
             udp = _find(rows, size, server, "UDP", "loadgen")
-            if udp and knot:
-                share = udp.peak_qps / knot.peak_qps
-                out.append(
-                    f"- UDP ≥ 60% of Knot's q/s ({where}): {share:.0%} "
-                    f"({udp.peak_qps:,.0f} vs {knot.peak_qps:,.0f}): {verdict(share >= 0.6)}"
+            if udp and knots:
+                shares = [(tool, udp.peak_qps / k.peak_qps, k) for tool, k in knots]
+                said = ", ".join(
+                    f"{share:.0%} of Knot under {tool} ({udp.peak_qps:,.0f} vs {k.peak_qps:,.0f})"
+                    for tool, share, k in shares
                 )
-                cpu = udp.cpu_us / knot.cpu_us if knot.cpu_us else math.nan
-                out.append(
-                    f"- UDP CPU/query ≤ 2× Knot's ({where}): {cpu:.1f}× "
-                    f"({udp.cpu_us:,.0f} vs {knot.cpu_us:,.1f} µs): {verdict(cpu <= 2)}"
+                ok = min(share for _, share, _ in shares) >= 0.6
+                out.append(f"- UDP ≥ 60% of Knot's q/s ({where}): {said}: {verdict(ok)}")
+                cpus = [
+                    (tool, udp.cpu_us / k.cpu_us if k.cpu_us else math.nan, k) for tool, k in knots
+                ]
+                said = ", ".join(
+                    f"{cpu:.1f}× under {tool} ({udp.cpu_us:,.0f} vs {k.cpu_us:,.1f} µs)"
+                    for tool, cpu, k in cpus
                 )
+                ok = max(cpu for _, cpu, _ in cpus) <= 2
+                out.append(f"- UDP CPU/query ≤ 2× Knot's ({where}): {said}: {verdict(ok)}")
             for interface in IDNODE_HTTP:
                 http = _find(rows, size, server, interface, "wrk")
                 if http and nginx:
