@@ -11,6 +11,7 @@ kernel's hash), over TCP and over UDP; and an answer is accepted only once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -19,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -97,29 +99,53 @@ def database(request: pytest.FixtureRequest) -> str:
     return server.url(name)
 
 
-def test_workers_serve_restart_and_keep_writes(tmp_path: Path, database: str) -> None:
-    asyncio.run(init_node(tmp_path, PREFIX, port=0, demo=True, database=database))
-    path = tmp_path / "idnode.toml"
-    port, http_port = _free_port(), _free_port()
+def two_worker_config(directory: Path, database: str | None = None) -> NodeConfig:
+    """A demo node in ``directory`` set up for ``idnode serve`` with two workers on free
+    ports, without the per-address limits."""
+    asyncio.run(init_node(directory, PREFIX, port=0, demo=True, database=database or "idnode.db"))
+    path = directory / "idnode.toml"
     config = dataclasses.replace(
         NodeConfig.load(path),
         workers=2,
-        port=port,
-        http_port=http_port,
+        port=_free_port(),
+        http_port=_free_port(),
         writes_per_second=0,
         auth_failures_limit=0,
     )
     path.write_text(config.dump(), encoding="utf-8")
-    secret = (tmp_path / "admin-secret").read_bytes().rstrip(b"\r\n")
-    creds = SecretKeyCredentials(PREFIX_HANDLE, 300, secret)
-    log = (tmp_path / "serve.log").open("wb")
+    return config
+
+
+@contextlib.contextmanager
+def serving(directory: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``idnode serve`` of the node in ``directory`` (output in serve.log) until the block
+    ends; then SIGTERM, and the parent must exit cleanly."""
+    log = (directory / "serve.log").open("wb")
     parent = subprocess.Popen(
-        [sys.executable, "-m", "idnode.cli", "serve", "--config", str(path)],
+        [sys.executable, "-m", "idnode.cli", "serve", "--config", str(directory / "idnode.toml")],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
         _wait(lambda: len(_children(parent.pid)) == 2, 30, "two workers")
+        yield parent
+    finally:
+        parent.send_signal(signal.SIGTERM)
+        try:
+            parent.wait(30)
+        except subprocess.TimeoutExpired:
+            parent.kill()
+            parent.wait()
+        log.close()
+    assert parent.returncode == 0, (directory / "serve.log").read_text()
+
+
+def test_workers_serve_restart_and_keep_writes(tmp_path: Path, database: str) -> None:
+    config = two_worker_config(tmp_path, database)
+    port = config.port
+    secret = (tmp_path / "admin-secret").read_bytes().rstrip(b"\r\n")
+    creds = SecretKeyCredentials(PREFIX_HANDLE, 300, secret)
+    with serving(tmp_path) as parent:
         _wait(lambda: _resolves(port) and _resolves(port, tcp=True), 30, "the workers to serve")
         workers = set(_children(parent.pid))
 
@@ -145,31 +171,24 @@ def test_workers_serve_restart_and_keep_writes(tmp_path: Path, database: str) ->
         for handle in acked:
             assert _resolves(port, handle, tcp=True), handle
         assert parent.poll() is None, "the parent survives its worker"
-    finally:
-        parent.send_signal(signal.SIGTERM)
-        try:
-            parent.wait(30)
-        except subprocess.TimeoutExpired:
-            parent.kill()
-            parent.wait()
-        log.close()
-    assert parent.returncode == 0, (tmp_path / "serve.log").read_text()
     assert b"restarting" in (tmp_path / "serve.log").read_bytes()
 
 
-# -- challenges across workers ------------------------------------------------------------------
-
-
-def _two_workers(directory: Path) -> None:
+def two_worker_dir(directory: Path) -> None:
+    """A node directory whose configuration says two workers (for two in-process nodes
+    standing in for them: the hand-over between them is then certain)."""
     create_node_dir(directory)
     path = directory / "idnode.toml"
     config = dataclasses.replace(NodeConfig.load(path), workers=2)
     path.write_text(config.dump(), encoding="utf-8")
 
 
+# -- challenges across workers ------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("tcp", [True, False], ids=["tcp", "udp"])
 def test_challenge_answered_to_another_worker(tmp_path: Path, tcp: bool) -> None:
-    _two_workers(tmp_path)
+    two_worker_dir(tmp_path)
     with running_node(tmp_path) as first, running_node(tmp_path) as second:
         assert first.port != second.port
         handle = f"{PREFIX}/CROSS-{'TCP' if tcp else 'UDP'}"

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import os
-import signal
 import stat
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,41 +23,37 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from idnode.bootstrap import init_node
 from idnode.client import HandleClient, SecretKeyCredentials
 from idnode.industry.accounts import new_account
 from idnode.protocol.bodies import ResolutionRequest, ValuesRequest
 from idnode.protocol.codes import OpCode, ResponseCode
 from idnode.protocol.values import HandleValue
-from idnode.server.config import NodeConfig
 from idnode.store import open_store
 from tests.server.nodeutil import (
     HOST,
     PREFIX,
     PREFIX_HANDLE,
     RunningNode,
-    create_node_dir,
     no_internal_errors,
     running_node,
     text_value,
 )
-from tests.server.test_workers import _children, _free_port, _wait
+from tests.server.test_workers import (
+    _children,
+    _wait,
+    serving,
+    two_worker_config,
+    two_worker_dir,
+)
 
 __all__ = ["no_internal_errors"]
 
 IDENTITY = f"300:{PREFIX_HANDLE}"
 
 
-def _two_workers(directory: Path) -> None:
-    create_node_dir(directory)
-    path = directory / "idnode.toml"
-    config = dataclasses.replace(NodeConfig.load(path), workers=2)
-    path.write_text(config.dump(), encoding="utf-8")
-
-
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[RunningNode, RunningNode]]:
-    _two_workers(tmp_path)
+    two_worker_dir(tmp_path)
     with running_node(tmp_path) as first, running_node(tmp_path) as second:
         assert first.port != second.port
         yield first, second
@@ -303,18 +295,9 @@ def _bound(pid: int, *ports: tuple[str, int]) -> bool:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[int, int, bytes]]:
     """``idnode serve`` with two workers: (port, HTTP port, the admin's secret)."""
-    asyncio.run(init_node(tmp_path, PREFIX, port=0, demo=True))
-    path = tmp_path / "idnode.toml"
-    port, http_port = _free_port(), _free_port()
-    config = dataclasses.replace(
-        NodeConfig.load(path),
-        workers=2,
-        port=port,
-        http_port=http_port,
-        writes_per_second=0,
-        auth_failures_limit=0,
-    )
-    path.write_text(config.dump(), encoding="utf-8")
+    config = two_worker_config(tmp_path)
+    port, http_port = config.port, config.http_port
+    assert http_port is not None
 
     async def add_account() -> None:
         store = await open_store(config.database_location)
@@ -325,14 +308,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, int, bytes]]:
             await store.close()
 
     asyncio.run(add_account())
-    log = (tmp_path / "serve.log").open("wb")
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "idnode.cli", "serve", "--config", str(path)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait(lambda: len(_children(parent.pid)) == 2, 30, "two workers")
+    with serving(tmp_path) as parent:
         ports = (("tcp", port), ("udp", port), ("tcp", http_port))
         _wait(
             lambda: all(_bound(pid, *ports) for pid in _children(parent.pid)),
@@ -341,15 +317,6 @@ def served(tmp_path: Path) -> Iterator[tuple[int, int, bytes]]:
         )
         secret = (tmp_path / "admin-secret").read_bytes().rstrip(b"\r\n")
         yield port, http_port, secret
-    finally:
-        parent.send_signal(signal.SIGTERM)
-        try:
-            parent.wait(30)
-        except subprocess.TimeoutExpired:
-            parent.kill()
-            parent.wait()
-        log.close()
-    assert parent.returncode == 0, (tmp_path / "serve.log").read_text()
     assert b"Traceback" not in (tmp_path / "serve.log").read_bytes()
 
 
