@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -19,16 +18,11 @@ from idnode.protocol.types.hs_pubkey import load_private_key
 from idnode.resolver import Resolver
 from idnode.server.config import NodeConfig
 from idnode.server.node import Node
+from tests.server.nodeutil import free_ports
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
 TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -82,7 +76,8 @@ def running_topology(
 ) -> Iterator[Topology]:
     """Create the topology in ``directory`` on free ports, let ``prepare`` change the nodes'
     configurations, start the nodes ``start`` picks; stop them all on leaving."""
-    ports = [(free_port(), free_port()) for _ in NODES]
+    free = iter(free_ports(2 * len(NODES)))
+    ports = [(next(free), next(free)) for _ in NODES]
     specs = asyncio.run(setup_topology(directory, ports=ports))
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="idnode-topology", daemon=True)

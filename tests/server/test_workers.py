@@ -16,7 +16,6 @@ import dataclasses
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from tests.server.nodeutil import (
     PREFIX_HANDLE,
     PRIVATE,
     create_node_dir,
+    free_ports,
     no_internal_errors,
     running_node,
     text_value,
@@ -51,17 +51,7 @@ _databases = itertools.count()
 
 
 def _free_port() -> int:
-    for _attempt in range(50):
-        with socket.socket() as tcp:
-            tcp.bind((HOST, 0))
-            port = int(tcp.getsockname()[1])
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            try:
-                udp.bind((HOST, port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
+    return free_ports(1)[0]
 
 
 def _children(pid: int) -> list[int]:
