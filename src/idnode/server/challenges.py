@@ -10,9 +10,11 @@ flood of unanswered requests cannot grow memory without bound.
 from __future__ import annotations
 
 import secrets
+import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from idnode.errors import ProtocolViolation
 from idnode.protocol.message import Message
 
 __all__ = ["Challenges", "PendingChallenge"]
@@ -24,6 +26,29 @@ class PendingChallenge:
     nonce: bytes  #: the 16 random bytes sent to the client
     digest: bytes  #: the raw digest of the request (no hash-type byte)
     expires: float  #: when the answer stops being accepted
+
+    #: The head of :meth:`to_bytes`: expiry, nonce length, digest length.
+    HEAD = struct.Struct(">dHH")
+
+    def to_bytes(self) -> bytes:
+        """The challenge as bytes, for tables that keep it outside this process."""
+        head = self.HEAD.pack(self.expires, len(self.nonce), len(self.digest))
+        return head + self.nonce + self.digest + self.request.encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> PendingChallenge | None:
+        """What :meth:`to_bytes` wrote; None for anything else."""
+        if len(data) < cls.HEAD.size:
+            return None
+        expires, nonce_length, digest_length = cls.HEAD.unpack_from(data)
+        start = cls.HEAD.size
+        nonce = data[start : start + nonce_length]
+        digest = data[start + nonce_length : start + nonce_length + digest_length]
+        try:
+            request = Message.decode(data[start + nonce_length + digest_length :])
+        except ProtocolViolation:
+            return None
+        return cls(request, nonce, digest, expires)
 
 
 class Challenges:

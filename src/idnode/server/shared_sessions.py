@@ -33,11 +33,8 @@ user: mode 0600 in a 0700 directory); deleted rows are overwritten.
 from __future__ import annotations
 
 import sqlite3
-import struct
 from array import array
 
-from idnode.errors import ProtocolViolation
-from idnode.protocol.message import Message
 from idnode.protocol.session import DEFAULT_SESSION_TIMEOUT
 from idnode.server.authz import Identity
 from idnode.server.challenges import PendingChallenge
@@ -53,7 +50,6 @@ __all__ = ["TOUCH", "SharedSessionTable", "admit"]
 
 #: Seconds between two writes of a session's last use.
 TOUCH = 1.0
-_PENDING = struct.Struct(">dHH")  # expires, nonce length, digest length
 _COLUMNS = (
     "id, key, algorithm, mode, identity_handle, identity_index, timeout, last_used, authenticated"
 )
@@ -76,25 +72,6 @@ def admit(floor: int, seen: bytes, counter: int, *, unique: bool) -> tuple[bool,
         del counters[: len(counters) - COUNTER_WINDOW]
         floor = max(floor, counters[0])
     return True, floor, counters.tobytes()
-
-
-def _encode_pending(pending: PendingChallenge) -> bytes:
-    head = _PENDING.pack(pending.expires, len(pending.nonce), len(pending.digest))
-    return head + pending.nonce + pending.digest + pending.request.encode()
-
-
-def _decode_pending(data: bytes | None) -> PendingChallenge | None:
-    if data is None or len(data) < _PENDING.size:
-        return None
-    expires, nonce_length, digest_length = _PENDING.unpack_from(data)
-    start = _PENDING.size
-    nonce = data[start : start + nonce_length]
-    digest = data[start + nonce_length : start + nonce_length + digest_length]
-    try:
-        request = Message.decode(data[start + nonce_length + digest_length :])
-    except ProtocolViolation:
-        return None
-    return PendingChallenge(request, nonce, digest, expires)
 
 
 class SharedSessionTable(SessionTable):
@@ -169,7 +146,7 @@ class SharedSessionTable(SessionTable):
             timeout=row[6],
             last_used=row[7],
             authenticated=bool(row[8]),
-            pending=_decode_pending(row[9]) if pending else None,
+            pending=PendingChallenge.from_bytes(row[9]) if pending and row[9] is not None else None,
         )
         if session.expired(now):
             self.remove(session_id)
@@ -237,7 +214,7 @@ class SharedSessionTable(SessionTable):
         super().hold(session, pending)
         self.db.connection.execute(
             "UPDATE native SET pending = ? WHERE id = ?",
-            (_encode_pending(pending), session.session_id),
+            (pending.to_bytes(), session.session_id),
         )
 
     def take_pending(self, session: ServerSession) -> PendingChallenge | None:
@@ -249,4 +226,4 @@ class SharedSessionTable(SessionTable):
             if row is None or row[0] is None:
                 return None
             db.execute("UPDATE native SET pending = NULL WHERE id = ?", (session.session_id,))
-        return _decode_pending(bytes(row[0]))
+        return PendingChallenge.from_bytes(bytes(row[0]))

@@ -54,14 +54,12 @@ import os
 import secrets
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from idnode.errors import ProtocolViolation
 from idnode.protocol.message import Message
 from idnode.server.challenges import Challenges, PendingChallenge
 
@@ -83,7 +81,8 @@ def challenge_directory(config: Any) -> Path:
     return Path(config.directory) / ".challenges"
 
 
-_HEAD = struct.Struct(">dHH")  # expires, nonce length, digest length
+#: The head of a stored challenge (its expiry first), read alone by the sweep.
+_HEAD = PendingChallenge.HEAD
 
 
 class SharedChallenges(Challenges):
@@ -100,8 +99,7 @@ class SharedChallenges(Challenges):
 
     def add(self, request: Message, nonce: bytes, digest: bytes, now: float) -> int:
         self._sweep(now)
-        data = _HEAD.pack(now + self._timeout, len(nonce), len(digest)) + nonce + digest
-        data += request.encode()
+        data = PendingChallenge(request, nonce, digest, now + self._timeout).to_bytes()
         # Written under a private name, then published whole by a hard link (which, unlike a
         # rename, never replaces an existing challenge): another worker never sees a partial
         # file, neither when it takes the challenge nor when it sweeps.
@@ -132,19 +130,8 @@ class SharedChallenges(Challenges):
         finally:
             with contextlib.suppress(FileNotFoundError):
                 claimed.unlink()
-        if len(data) < _HEAD.size:
-            return None
-        expires, nonce_length, digest_length = _HEAD.unpack_from(data)
-        if expires <= now:
-            return None
-        start = _HEAD.size
-        nonce = data[start : start + nonce_length]
-        digest = data[start + nonce_length : start + nonce_length + digest_length]
-        try:
-            request = Message.decode(data[start + nonce_length + digest_length :])
-        except ProtocolViolation:
-            return None
-        return PendingChallenge(request, nonce, digest, expires)
+        pending = PendingChallenge.from_bytes(data)
+        return pending if pending is not None and pending.expires > now else None
 
     def _sweep(self, now: float) -> None:
         """Drop expired challenges (at most once a second), and the oldest beyond capacity."""
