@@ -42,7 +42,6 @@ from idnode.errors import (
     InsufficientPermissions,
     InvalidAdmin,
     InvalidValue,
-    ProtocolViolation,
 )
 from idnode.protocol.auth import PrivateKey
 from idnode.protocol.types.hs_pubkey import (
@@ -50,7 +49,7 @@ from idnode.protocol.types.hs_pubkey import (
     dump_private_key_pem,
     load_private_key,
 )
-from idnode.protocol.types.hs_site import Attribute, SiteInfo
+from idnode.protocol.types.hs_site import Attribute, sites_in
 from idnode.protocol.values import HandleValue
 from idnode.server.config import NodeConfig, parse_identity
 from idnode.store import open_store
@@ -164,13 +163,7 @@ async def _publish(
         for prefix in await store.homed_prefixes():
             handle = f"0.NA/{prefix}"
             updated = []
-            for value in await store.get_handle(handle) or ():
-                if value.type.upper() != "HS_SITE":
-                    continue
-                try:
-                    site = SiteInfo.from_bytes(value.data)
-                except ProtocolViolation:
-                    continue
+            for value, site in sites_in(await store.get_handle(handle) or ()):
                 if not any(s.public_key == old_public for s in site.servers):
                     continue
                 servers = tuple(

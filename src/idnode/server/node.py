@@ -23,7 +23,7 @@ from idnode.certified import public_keys_from_pem, retired_attributes
 from idnode.client import PublicKeyCredentials
 from idnode.console import Console
 from idnode.console import mount as mount_console
-from idnode.errors import InvalidValue, ProtocolViolation
+from idnode.errors import InvalidValue
 from idnode.http.api import build_app
 from idnode.http.asgi import ASGIApp, Handler
 from idnode.http.gs1 import GS1Rule
@@ -44,6 +44,7 @@ from idnode.protocol.types.hs_site import (
     SiteInfo,
     TransportProtocol,
     address_to_bytes,
+    sites_in,
 )
 from idnode.resolver import Resolver
 from idnode.resolver.recursive import root_site
@@ -390,12 +391,8 @@ class Node:
         for prefix in await self.store.homed_prefixes():
             handle = f"0.NA/{prefix}"
             stale = []
-            for value in await self.store.get_handle(handle) or ():
-                if value.type.upper() != "HS_SITE" or value.data == current:
-                    continue
-                try:
-                    site = SiteInfo.from_bytes(value.data)
-                except ProtocolViolation:
+            for value, site in sites_in(await self.store.get_handle(handle) or ()):
+                if value.data == current:
                     continue
                 if any(server.public_key == key for server in site.servers):
                     stale.append(value.with_changes(data=current, timestamp=int(time.time())))

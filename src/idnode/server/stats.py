@@ -64,10 +64,10 @@ from typing import Any
 from urllib.parse import quote
 
 from idnode.crypto.sm2 import Sm2PrivateKey
-from idnode.errors import InsufficientPermissions, InvalidValue, ProtocolViolation
+from idnode.errors import InsufficientPermissions, InvalidValue
 from idnode.protocol import auth
 from idnode.protocol.types.hs_pubkey import PrivateKey
-from idnode.protocol.types.hs_site import SiteInfo
+from idnode.protocol.types.hs_site import sites_in
 from idnode.server.authz import Identity
 from idnode.store.base import HandleStore, handle_key, prefix_of
 from idnode.store.stats import DayCount, day_of, merge_counts, valid_day
@@ -184,13 +184,7 @@ class StatsFlusher:
 def _sites(values: tuple[Any, ...]) -> list[list[dict[str, Any]]]:
     """The servers of each HS_SITE value, as reports list them."""
     sites: list[list[dict[str, Any]]] = []
-    for value in values:
-        if value.type.upper() != "HS_SITE":
-            continue
-        try:
-            site = SiteInfo.from_bytes(value.data)
-        except ProtocolViolation:
-            continue
+    for _value, site in sites_in(values):
         servers = []
         for server in site.servers:
             entry: dict[str, Any] = {"address": str(server.ip_address)}

@@ -21,12 +21,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import ipaddress
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Self
 
 from idnode.errors import InvalidHandle, InvalidValue, ProtocolViolation
 from idnode.protocol.codes import SUPPORTED_VERSION
 from idnode.protocol.types import register
+from idnode.protocol.values import HandleValue
 from idnode.protocol.wire import Reader, Writer
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "address_from_bytes",
     "address_to_bytes",
     "handle_hash",
+    "sites_in",
 ]
 
 #: PrimaryMask bit: this is a primary site (admin operations go here).
@@ -345,3 +348,15 @@ def address_from_bytes(data: bytes) -> IPAddress:
 def _check_range(value: int, maximum: int, what: str) -> None:
     if not 0 <= value <= maximum:
         raise ProtocolViolation(f"{what} out of range: {value}")
+
+
+def sites_in(values: Iterable[HandleValue]) -> Iterator[tuple[HandleValue, SiteInfo]]:
+    """The HS_SITE values among ``values``, each with its decoded record; values whose data
+    is not a valid HS_SITE record are skipped."""
+    for value in values:
+        if value.type.upper() != "HS_SITE":
+            continue
+        try:
+            yield value, SiteInfo.from_bytes(value.data)
+        except ProtocolViolation:
+            continue
