@@ -132,3 +132,25 @@ async def test_locked_database_is_a_store_error_and_rolls_back(
         assert await store.get_handle("p/X") == (HandleValue(1, "URL"),)
     finally:
         await store.close()
+
+
+async def test_loop_reads_go_through_a_memory_map_and_see_every_commit(
+    raw: sqlite3.Connection, db_path: Path
+) -> None:
+    store = await SQLiteStore.open(db_path)
+    try:
+        assert await store.get_record("P/none") is None  # opens the loop's connection
+        (mapped,) = store._direct().execute("PRAGMA mmap_size").fetchone()
+        assert mapped > 0
+        # The file grows past what was mapped when it was first read; every commit, in the
+        # WAL or checkpointed into the file, is read.
+        for n in range(200):
+            await store.create_handle(f"P/{n}", [HandleValue(1, "URL", bytes([n]) * 3000)])
+            if n % 50 == 49:
+                raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        for n in range(0, 200, 7):
+            assert await store.get_handle(f"P/{n}") == (HandleValue(1, "URL", bytes([n]) * 3000),)
+        await store.delete_handle("P/7")
+        assert await store.get_record("P/7") is None
+    finally:
+        await store.close()

@@ -137,6 +137,7 @@ def serve(
     (SO_REUSEPORT) under this process, which restarts any that dies."""
     from dataclasses import replace
 
+    from idnode.server import heap
     from idnode.server.node import Node
 
     config = NodeConfig.load(config_path)
@@ -181,6 +182,7 @@ def serve(
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, node.reload_tls)
         prefixes = ", ".join(await node.store.homed_prefixes())
+        heap.settle()
         http = ""
         if node.http_port is not None:
             scheme = "https" if config.tls_cert else "http"

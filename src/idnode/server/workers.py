@@ -307,6 +307,7 @@ def _stop_all(pool: list[_Worker]) -> None:
 def _worker_main(config_path: str, index: int, overrides: dict[str, Any]) -> None:
     import asyncio
 
+    from idnode.server import heap
     from idnode.server.config import NodeConfig
     from idnode.server.node import Node
 
@@ -324,6 +325,7 @@ def _worker_main(config_path: str, index: int, overrides: dict[str, Any]) -> Non
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, node.reload_tls)
+        heap.settle()
         parent = os.getppid()
         while not stop.is_set():  # also stop when the parent is gone
             with contextlib.suppress(TimeoutError):
