@@ -7,7 +7,9 @@ dispatcher (spec §5).
   ``Boolean.parseBoolean`` (only ``true``, any case) used for ``overwrite`` and
   ``mintNewSuffix``, integers are Java ``Integer.parseInt``.
 * :func:`render`: compact JSON (``pretty`` indents it), or JSONP when ``callback`` is given
-  (``application/javascript``, the callback name scrubbed to identifier characters).
+  (``application/javascript``, the callback name scrubbed to identifier characters);
+  :func:`render_text` sends JSON text already made the same way.
+* :func:`decode_path`: a raw path segment percent-decoded once as UTF-8.
 * :func:`execute`: one request :class:`~idnode.protocol.message.Message` run by
   :meth:`~idnode.server.dispatch.Dispatcher.execute` as an identity (or anonymously): the same
   code path, permissions and validation as the native protocol.
@@ -20,7 +22,7 @@ import json
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from idnode.errors import HandleError
 from idnode.http.asgi import HTTPError, Request, Response
@@ -36,11 +38,13 @@ __all__ = [
     "ApiEndpoint",
     "MethodNotAllowed",
     "Params",
+    "decode_path",
     "execute",
     "is_json",
     "paged",
     "protocol_error",
     "render",
+    "render_text",
     "to_http_error",
     "unknown_endpoint",
 ]
@@ -84,6 +88,14 @@ class ApiEndpoint:
 
     def body_params(self, method: str) -> bool:
         return False
+
+
+def decode_path(raw: str) -> str:
+    """A raw path segment (latin-1 text of the request bytes) percent-decoded once as UTF-8."""
+    try:
+        return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
+    except UnicodeError as exc:
+        raise HTTPError(ResponseCode.INVALID_HANDLE, "the handle is not UTF-8") from exc
 
 
 def protocol_error(message: str, *, status: int = 400, handle: str | None = None) -> HTTPError:
@@ -195,6 +207,11 @@ def render(params: Params, data: Any, status: int = 200) -> Response:
         text = json.dumps(data, ensure_ascii=False, indent=2)
     else:
         text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return render_text(params, text, status)
+
+
+def render_text(params: Params, text: str, status: int = 200) -> Response:
+    """JSON ``text`` as :func:`render` sends it: as is, or as JSONP with ``callback``."""
     callback = params.first("callback")
     if callback is None:
         return Response(status, text.encode("utf-8"), content_type=JSON_TYPE)

@@ -19,6 +19,9 @@ PUT with ``index=N``... / ``various`` ADD_VALUE (replacing existing indexes when
 DELETE without / with ``index``       DELETE_HANDLE / REMOVE_VALUE
 ====================================  ==============================================
 
+An anonymous GET or HEAD of a plain public record is answered by :mod:`.fastjson` from the
+stored record's bytes, with the same bytes as the resolution below would give.
+
 PUT answers 201 when it created without overwrite, else 200. A PUT body is read and checked
 whole (JSON content type, shape, every value, indexes matching the query) before anything runs,
 and the dispatcher validates every value, and the record against its metadata template,
@@ -30,13 +33,14 @@ refuses gets 400 (responseCode 202) with ``errors``, the per-field errors
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from idnode.errors import HandleError, InvalidValue, ValuesNotFound
+from idnode.http import fastjson
 from idnode.http.asgi import HTTPError, Request, Response
 from idnode.http.common import (
     ApiEndpoint,
     Params,
+    decode_path,
     execute,
     is_json,
     paged,
@@ -62,14 +66,6 @@ from idnode.store.base import handle_key
 __all__ = ["HandlesApi", "decode_path", "parse_put_body", "prefix_handle"]
 
 _ALLOW = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS")
-
-
-def decode_path(raw: str) -> str:
-    """A raw path segment (latin-1 text of the request bytes) percent-decoded once as UTF-8."""
-    try:
-        return unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
-    except UnicodeError as exc:
-        raise HTTPError(ResponseCode.INVALID_HANDLE, "the handle is not UTF-8") from exc
 
 
 def prefix_handle(prefix: str) -> str:
@@ -108,6 +104,9 @@ class HandlesApi(ApiEndpoint):
 
     async def __call__(self, request: Request, rest: str, params: Params) -> Response:
         """``rest``: the raw path after ``/api/handles/``."""
+        fast = await fastjson.answer(self.dispatcher, request, rest, params)
+        if fast is not None:
+            return fast
         handle = decode_path(rest)
         try:
             if request.method == "POST":

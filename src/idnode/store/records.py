@@ -47,6 +47,7 @@ __all__ = [
     "encode",
     "handles_range",
     "modify_values_edit",
+    "public_selection",
     "public_values",
     "remove_values_edit",
     "scan_record",
@@ -164,13 +165,25 @@ def public_values(
     template, whose values grants govern), nothing is selected (an error), or a selected
     value lacks PUBLIC_READ (a challenge or an error). The bytes are the stored values'
     bytes, sliced, never re-encoded."""
+    scanned = public_selection(record, indexes, types, public_only=public_only)
+    if scanned is None:
+        return None
+    if len(scanned) == _U32.unpack_from(record, 0)[0]:
+        return record  # every value: the record is the value list
+    return _U32.pack(len(scanned)) + b"".join(record[s[3] : s[4]] for s in scanned)
+
+
+def public_selection(
+    record: bytes, indexes: Sequence[int], types: Sequence[str], *, public_only: bool
+) -> list[Scanned] | None:
+    """The values :func:`public_values` shows, as :func:`scan_record` gives them (in the
+    record's order); None when it gives None."""
     scanned = scan_record(record)
     if scanned is None:
         return None
     for index, vtype, _perm, _start, _end in scanned:
         if index == TEMPLATE_LINK_INDEX and vtype == TEMPLATE_LINK_TYPE:
             return None
-    total = len(scanned)
     if indexes or types:
         wanted = [t.upper() for t in types]
         scanned = [
@@ -183,9 +196,7 @@ def public_values(
     for s in scanned:
         if not s[2] & _PUBLIC_READ:
             return None
-    if len(scanned) == total:
-        return record  # every value: the record is the value list
-    return _U32.pack(len(scanned)) + b"".join(record[s[3] : s[4]] for s in scanned)
+    return scanned
 
 
 def distinct(values: Sequence[HandleValue]) -> dict[int, HandleValue]:

@@ -1,0 +1,224 @@
+"""Anonymous ``GET /api/handles/<handle>`` answered from the stored record's bytes.
+
+Most API resolutions are anonymous requests for a plain record. For those the JSON answer is
+made straight from the stored record (:mod:`idnode.store.records`), without the dispatcher,
+request and response messages or value objects: :func:`answer` reads the record,
+:func:`~idnode.store.records.public_selection` picks the values the resolution would show
+(the rules of :mod:`idnode.server.fastpath`), and each value becomes its JSON text from its
+bytes, as :func:`~idnode.jsonvalues.value_to_json` and :func:`~idnode.http.common.render`
+would write it: ``string`` or ``base64`` data by the bytes
+(:func:`~idnode.jsonvalues.looks_like_binary`), and for the types whose rendering is
+involved (HS_ADMIN, HS_VLIST, HS_SITE, HS_NA_DELEGATE, HS_PUBKEY and their sub-types) the
+value's data decoded by :func:`~idnode.jsonvalues.data_to_json`. Status, headers and body are
+those of the ordinary path (``tests/http/test_fastjson.py`` compares them).
+
+Taken by a GET or HEAD without an ``Authorization`` header, whose handle is percent-decoded
+UTF-8 and not empty and whose ``index`` parameters parse, for a handle this node serves under
+a homed prefix (:class:`~idnode.server.fastpath.FastResolver`), when the record exists, holds
+no 1001 ``TEMPLATE`` value, something is selected and every value shown has PUBLIC_READ.
+``type``, ``publicOnly``, ``pretty`` and ``callback`` are read as the ordinary path reads
+them; ``auth`` and ``doNotRefer`` change nothing for a handle served here. Anything else
+returns None and the request goes the ordinary way, which reads the record again.
+
+Like the ordinary path, an answer counts one resolution in the statistics, times the store
+read in the metrics and, inside the HTTP response cache (:mod:`idnode.http.respcache`),
+notes the handle's change counters before the read and marks the answer cacheable.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from json.encoder import encode_basestring
+from typing import Literal
+
+from idnode.http.asgi import HTTPError, Request, Response
+from idnode.http.common import Params, decode_path, render, render_text
+from idnode.jsonvalues import data_to_json
+from idnode.protocol import types as value_types
+from idnode.protocol.types.hs_admin import AdminRecord
+from idnode.protocol.types.hs_pubkey import PublicKeyData
+from idnode.protocol.types.hs_site import SiteInfo
+from idnode.protocol.types.hs_vlist import ValueList
+from idnode.protocol.values import DEFAULT_PERMISSIONS, TTLType
+from idnode.server.dispatch import Dispatcher
+from idnode.server.fastpath import resolver_for
+from idnode.server.respcache import NOTE
+from idnode.store import records as rec
+
+__all__ = ["answer", "values_json"]
+
+_string: Callable[[str], str] = encode_basestring  # json.dumps's escaping (ensure_ascii=False)
+
+#: index, timestamp, TTL type, TTL, permissions, length of the type: the fixed head of a value.
+_VALUE_HEAD = struct.Struct(">IIBIBI")
+_U32 = struct.Struct(">I")
+_RELATIVE = TTLType.RELATIVE
+_DEFAULT_PERMISSIONS = int(DEFAULT_PERMISSIONS)
+#: ``permissions`` as written for each value of the low four bits.
+_PERMISSIONS = tuple(
+    "".join("1" if p & bit else "0" for bit in (0x08, 0x04, 0x02, 0x01)) for p in range(16)
+)
+#: Bytes that make data binary besides invalid UTF-8 (looks_like_binary).
+_BINARY = re.compile(rb"[\x00-\x08\x14-\x1f\x7f]")
+#: Codecs whose values data_to_json renders other than as string or base64.
+_INVOLVED = (AdminRecord, ValueList, SiteInfo, PublicKeyData)
+#: Data of involved types at most this long keep their JSON text in a cache.
+_CACHED_DATA = 1024
+_LIMIT = 4096  # entries of each cache below; emptied when full
+
+_involved: dict[str, bool] = {}
+_involved_json: dict[tuple[str, bytes], str] = {}
+_times: dict[int, str] = {}
+
+
+def _iso(ts: int) -> str:
+    """:func:`~idnode.jsonvalues.iso_timestamp`, as JSON text (a quoted string)."""
+    text = _times.get(ts)
+    if text is None:
+        if len(_times) >= _LIMIT:
+            _times.clear()
+        text = _times[ts] = time.strftime('"%Y-%m-%dT%H:%M:%SZ"', time.gmtime(ts))
+    return text
+
+
+def _is_involved(vtype: str) -> bool:
+    involved = _involved.get(vtype)
+    if involved is None:
+        if len(_involved) >= _LIMIT:
+            _involved.clear()
+        codec = value_types.codec_for(vtype)
+        involved = _involved[vtype] = codec is not None and issubclass(
+            codec,  # type: ignore[arg-type]
+            _INVOLVED,
+        )
+    return involved
+
+
+def _data_json(vtype: str, data: bytes) -> str:
+    """The ``data`` member of a value as JSON text."""
+    if _is_involved(vtype):
+        if len(data) > _CACHED_DATA:
+            return _dumps(data_to_json(vtype, data))
+        key = (vtype, data)
+        text = _involved_json.get(key)
+        if text is None:
+            if len(_involved_json) >= _LIMIT:
+                _involved_json.clear()
+            text = _involved_json[key] = _dumps(data_to_json(vtype, data))
+        return text
+    try:
+        decoded = data.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = None
+    if decoded is not None and _BINARY.search(data) is None:
+        return '{"format":"string","value":' + _string(decoded) + "}"
+    return '{"format":"base64","value":"' + base64.b64encode(data).decode("ascii") + '"}'
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _references(record: bytes, pos: int, count: int) -> str:
+    """The ``references`` member (with its leading comma) of ``count`` references at
+    ``pos``."""
+    references = []
+    for _ in range(count):
+        (length,) = _U32.unpack_from(record, pos)
+        pos += 4
+        name = record[pos : pos + length].decode("utf-8")
+        pos += length
+        (index,) = _U32.unpack_from(record, pos)
+        pos += 4
+        references.append(f'{{"handle":{_string(name)},"index":{index}}}')
+    return ',"references":[' + ",".join(references) + "]"
+
+
+def values_json(record: bytes, selected: list[rec.Scanned]) -> str:
+    """The ``values`` array of the answer, compact JSON text: the values of ``record`` at
+    ``selected`` (from :func:`~idnode.store.records.scan_record`, which checked the bytes)."""
+    out = []
+    for index, vtype, permissions, start, _end in selected:
+        _index, ts, ttl_type, ttl, _perm, type_len = _VALUE_HEAD.unpack_from(record, start)
+        pos = start + 18 + type_len
+        (length,) = _U32.unpack_from(record, pos)
+        pos += 4
+        data = _data_json(vtype, record[pos : pos + length])
+        pos += length
+        shown = (
+            ""
+            if permissions == _DEFAULT_PERMISSIONS
+            else f',"permissions":"{_PERMISSIONS[permissions & 0x0F]}"'
+        )
+        ttl_text = str(ttl) if ttl_type == _RELATIVE else _iso(ttl)
+        stamp = f',"timestamp":{_iso(ts)}' if ts else ""
+        (count,) = _U32.unpack_from(record, pos)
+        references = _references(record, pos + 4, count) if count else ""
+        out.append(
+            f'{{"index":{index},"type":{_string(vtype)},"data":{data}{shown},'
+            f'"ttl":{ttl_text}{stamp}{references}}}'
+        )
+    return "[" + ",".join(out) + "]"
+
+
+async def answer(
+    dispatcher: Dispatcher, request: Request, rest: str, params: Params
+) -> Response | None:
+    """The answer to the API request for handle path ``rest`` (raw, after
+    ``/api/handles/``), made from the stored record; None when it is not one this module
+    makes (see the module docstring)."""
+    if request.method not in ("GET", "HEAD") or "authorization" in request.headers:
+        return None
+    try:
+        handle = decode_path(rest)
+        indexes = params.indexes() or ()
+    except HTTPError:
+        return None  # the ordinary path makes the error
+    if not handle:
+        return None
+    store = dispatcher.store
+    get_record: Callable[[str], Awaitable[bytes | None]] | None = getattr(store, "get_record", None)
+    if get_record is None or not await resolver_for(dispatcher).served(handle):
+        return None
+    types = params.all("type")
+    public_only = params.flag("publicOnly") if params.first("publicOnly") is not None else True
+    respcache = dispatcher.respcache
+    note = None if respcache is None else NOTE.get()
+    if note is not None and respcache is not None:
+        respcache.begin(note, handle)  # before the read (see respcache)
+    metrics = dispatcher.metrics
+    started = time.perf_counter() if metrics is not None else 0.0
+    try_get_record: Callable[[str], bytes | Literal[False] | None] | None = getattr(
+        store, "try_get_record", None
+    )
+    record = False if try_get_record is None else try_get_record(handle)
+    if record is False:  # no synchronous read, or the database is busy
+        record = await get_record(handle)
+    if metrics is not None:
+        metrics.store_call("get_record", time.perf_counter() - started)
+    selected = (
+        None
+        if not record
+        else rec.public_selection(record, indexes, types, public_only=public_only)
+    )
+    if record is None or selected is None:
+        if note is not None:
+            # The ordinary path reads again and notes that read: one read in all, so
+            # that an answer it may keep is kept (a stamp noted here can only make the
+            # entry stale sooner).
+            note.reads -= 1
+        return None
+    text = (
+        f'{{"responseCode":1,"handle":{_string(handle)},"values":{values_json(record, selected)}}}'
+    )
+    dispatcher.counter.resolved(handle)
+    if note is not None:
+        note.cacheable = True  # what any anonymous requester sees, from this record alone
+    if params.flag("pretty"):
+        return render(params, json.loads(text))
+    return render_text(params, text)
