@@ -375,15 +375,26 @@ def test_bounded_and_reported(rc_node: RunningNode) -> None:
     cache = ResponseCache(_cache(rc_node).generations, max_entries=2)
     from idnode.server.respcache import Note
 
-    for n in range(5):
+    def put(key: bytes) -> None:
         note = Note()
         cache.begin(note, HANDLES[0])
         note.cacheable = True
-        cache.put(bytes([n]), b"x" * 60, note)
+        cache.put(key, b"x" * 60, note)
+
+    for n in range(5):
+        put(bytes([n]))
     stats = cache.stats()
     assert stats.entries == 2
     assert stats.bytes == 2 * 61
-    assert cache.get(bytes([0]), b"", 1) is None  # the oldest went first
+    # Full: keys seen once are not admitted, the first two stay.
+    assert cache.get(bytes([0]), b"\0" * 40, 1) is not None
+    assert cache.get(bytes([4]), b"", 1) is None
+    # A key that missed before is admitted and the least recently used entry goes.
+    put(bytes([4]))
+    assert cache.stats().entries == 2
+    assert cache.get(bytes([1]), b"", 1) is None
+    assert cache.get(bytes([4]), b"\0" * 40, 1) is not None
+    assert cache.get(bytes([0]), b"\0" * 40, 1) is not None
 
 
 def test_udp_and_tcp_serve_hits(rc_node: RunningNode) -> None:

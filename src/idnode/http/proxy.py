@@ -37,6 +37,14 @@ Behaviour of the proxy (``BrowserProxy``):
   requested -- h -- cannot be found"); prefix not homed here → 400 ``responseCode 301`` ("That
   prefix doesn't live here"); alias loop or chain too long → 404 ``responseCode 6``.
 * ``HEAD`` is ``GET`` without a body; other methods → 405.
+
+Cached: a redirect, a values page or a JSON record of a resolution is kept by the HTTP
+response cache (:mod:`idnode.http.respcache`) when every record it read (the handle and each
+alias followed) was resolved from this node's store, anonymously and not as an instance of a
+template; the key holds the path, the query and the request's headers (``Accept`` included),
+and a write to any of those records makes the entry stale. ``Expires`` is made again for each
+answer from the cache. Errors, the query form and answers to requests with ``Authorization``
+or ``Cookie`` are never kept.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from idnode.http.proxy_common import (
     MAX_ALIASES,
     error_answer,
     expires_header,
+    expiry,
     first_url_value,
     handle_from_raw_path,
     handle_path,
@@ -64,6 +73,7 @@ from idnode.http.proxy_common import (
     to_uri,
 )
 from idnode.http.proxy_pages import query_form_page, redirect_page, values_page
+from idnode.http.respcache import vouch
 from idnode.jsonvalues import value_to_json
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
@@ -202,7 +212,11 @@ class BrowserProxy:
             authoritative="auth" in names,
             max_aliases=self.max_aliases,
         )
+        reads = len(resolved.chain)  # one resolution per handle of the chain
+        cached = self.clock is time.time  # answers made with another clock are not kept
         if as_json:
+            if cached:
+                vouch(reads)
             if not resolved.values:
                 body: dict[str, Any] = {"responseCode": 200, "handle": resolved.handle}
             else:
@@ -215,13 +229,18 @@ class BrowserProxy:
         if target is None:
             root = request.scope.get("root_path", "")
             filtered = bool(types or indexes)
+            if cached:
+                vouch(reads)
             return html_answer(values_page(resolved, root, filtered=filtered))
         append = next((v for k, v in params if k == "urlappend"), "")
         url = target.data.decode("utf-8", "replace").strip() + append
         response = html_answer(redirect_page(url), 302).header("location", to_uri(url))
-        expires = expires_header([*resolved.aliases, target], self.clock())
+        lifetime = [*resolved.aliases, target]
+        expires = expires_header(lifetime, self.clock())
         if expires is not None:
             response.header("expires", expires)
+        if cached:
+            vouch(reads, expiry(lifetime))
         return response
 
 

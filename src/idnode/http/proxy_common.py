@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import html
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,9 @@ __all__ = [
     "error_answer",
     "error_html",
     "esc",
+    "expires_at",
     "expires_header",
+    "expiry",
     "first_url_value",
     "handle_from_raw_path",
     "handle_path",
@@ -210,16 +213,33 @@ def first_url_value(values: Iterable[HandleValue]) -> HandleValue | None:
     return None
 
 
+def expiry(values: Iterable[HandleValue]) -> tuple[float, float] | None:
+    """When an answer built from ``values`` expires, as ``(at, within)``: at the time ``at``
+    (the earliest absolute TTL) or ``within`` seconds of the answer (the shortest relative
+    TTL), whichever comes first; every TTL capped at :data:`MAX_RECOGNIZED_TTL` (reference
+    proxy, spec §4). None without values. :func:`expires_at` turns it into a time."""
+    at, within, seen = math.inf, float(MAX_RECOGNIZED_TTL), False
+    for v in values:
+        seen = True
+        if v.ttl_type == TTLType.ABSOLUTE:
+            at = min(at, float(v.ttl))
+        else:
+            within = min(within, float(v.ttl))
+    return (at, within) if seen else None
+
+
+def expires_at(rule: tuple[float, float], now: float) -> float:
+    """The expiry time of :func:`expiry`'s ``rule`` for an answer made at ``now``."""
+    return min(rule[0], now + rule[1])
+
+
 def expires_header(values: Iterable[HandleValue], now: float) -> str | None:
-    """The ``Expires`` date of an answer built from ``values``: the earliest expiry among
-    them, each TTL capped at :data:`MAX_RECOGNIZED_TTL` (reference proxy, spec §4)."""
-    cap = now + MAX_RECOGNIZED_TTL
-    times = [
-        min(float(v.ttl) if v.ttl_type == TTLType.ABSOLUTE else now + v.ttl, cap) for v in values
-    ]
-    if not times:
+    """The ``Expires`` date of an answer built from ``values`` at ``now``: the earliest
+    expiry among them (:func:`expiry`)."""
+    rule = expiry(values)
+    if rule is None:
         return None
-    return email.utils.formatdate(min(times), usegmt=True)
+    return email.utils.formatdate(expires_at(rule, now), usegmt=True)
 
 
 # -- resolution ------------------------------------------------------------------------------

@@ -1,131 +1,370 @@
-"""The response cache for ``GET /api/handles/<handle>``: whole HTTP answers (status, headers,
-body) to anonymous requests, under the rules of :mod:`idnode.server.respcache`.
+"""The cache of whole HTTP answers (status, headers, body) to anonymous ``GET``/``HEAD``
+requests, under the rules of :mod:`idnode.server.respcache`: the JSON API's
+``GET /api/handles/<handle>`` and the browser proxy's pages (:mod:`idnode.http.proxy`).
 
-A request qualifies when it is a GET or HEAD of ``/api/handles/<handle>`` without
-``Authorization`` or ``Cookie`` headers. The key is the method, the raw path, the query string
-and every header but ``user-agent`` and ``connection`` (``accept`` and ``host`` may shape an
-answer). The answer is kept when the dispatcher resolved exactly one record on the way and
-marked the resolution cacheable (anonymous, not an instance of a template: see
-:class:`~idnode.server.respcache.Note`) and the status is 200; its counters were noted before
-that read, so a write committed since makes the entry stale, as for native responses. The
-browser proxy is not cached: a page may depend on more than one record.
+One :class:`HTTPCache` per application serves both ways in: :func:`cached_api` (an ASGI
+wrapper) answers from it and fills it, and the HTTP server's protocol
+(:mod:`idnode.http.fastserve`) answers a hit straight from the parsed request, before any
+ASGI cycle. The server finds the cache through the ``state`` of the ASGI scope: it puts a
+:class:`CacheSlot` under :data:`SLOT_KEY` there, and the wrapper puts its cache into it.
+
+Key: :func:`request_key` of the method, the raw path, the query string and every header but
+``user-agent`` and ``connection`` (``accept``, ``accept-language`` and ``host`` may shape an
+answer), computed alike from an ASGI scope and from the raw parts of a parsed request. A
+request with ``Authorization`` or ``Cookie`` (an identity), or with a body or an unusual form
+(``Content-Length``, ``Transfer-Encoding``, ``Expect``, ``Upgrade``), has no key.
+
+What is kept: an answer with status 200 (the proxy: also 301, 302, 303, 307 and 308) with a
+``content-length``, when every record read on the way was noted and marked cacheable by the
+dispatcher (anonymous, not an instance of a template: see
+:class:`~idnode.server.respcache.Note`) and the handler stands for the rest:
+``/api/handles/<handle>`` answers from one record; any other handler must :func:`vouch` that
+its answer depends on nothing but the key and the records it read (the browser proxy does,
+for the resolutions of the handle and the aliases it followed). Each record's change counters
+were noted before its read, so a write committed to any of them since makes the entry stale.
+An ``Expires`` header the handler computed from TTLs is computed again for each hit
+(:func:`vouch`'s ``expires``).
 """
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections import OrderedDict
-from typing import Any
+from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any, NamedTuple
 
 from idnode.http.asgi import ASGIApp, Receive, Scope, Send
+from idnode.http.metrics import route_of
 from idnode.server.dispatch import Dispatcher
 from idnode.server.respcache import NOTE, Note
 
-__all__ = ["cached_api"]
+__all__ = [
+    "SLOT_KEY",
+    "CacheSlot",
+    "CachedAnswer",
+    "HTTPCache",
+    "cached_api",
+    "request_key",
+    "vouch",
+]
 
-_PATH = "/api/handles/"
+_API = b"/api/handles/"
 _IGNORED = frozenset({b"user-agent", b"connection"})
-_PRIVATE = frozenset({b"authorization", b"cookie"})
+#: Headers that keep a request out of the cache: an identity, or a body or upgrade.
+_UNCACHED = frozenset(
+    {b"authorization", b"cookie", b"content-length", b"transfer-encoding", b"expect", b"upgrade"}
+)
+_KEPT_STATUS = frozenset({200, 301, 302, 303, 307, 308})
+_EXPIRES = b"expires"
+
+#: The key of the :class:`CacheSlot` in the ASGI scope's ``state``.
+SLOT_KEY = "idnode.http_cache"
 
 
-class _Answer:
-    __slots__ = ("body", "handle", "headers", "size", "slot", "stamp", "status")
-
-    def __init__(
-        self,
-        status: int,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes,
-        note: Note,
-        stamp: tuple[int, int],
-    ) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.handle = note.handle
-        self.slot = note.slot
-        self.stamp = stamp
-        self.size = len(body) + sum(len(k) + len(v) for k, v in headers)
-
-
-def _key(scope: Scope) -> bytes | None:
-    if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+def request_key(
+    method: bytes, raw_path: bytes, query: bytes, headers: Iterable[tuple[bytes, bytes]]
+) -> bytes | None:
+    """The cache key of a request (header names in lower case, as servers give them), or
+    None when its answer may not come from the cache (module docstring)."""
+    if method != b"GET" and method != b"HEAD":
         return None
-    path: str = scope["path"]
-    if not path.startswith(_PATH) or len(path) == len(_PATH):
-        return None
-    parts = [scope["method"].encode(), scope.get("raw_path") or path.encode("utf-8")]
-    parts.append(scope.get("query_string", b""))
-    for name, value in sorted(scope["headers"]):
-        if name in _PRIVATE:
+    parts = [method, raw_path, query]
+    for name, value in sorted(headers):
+        if name in _UNCACHED:
             return None
         if name not in _IGNORED:
             parts += [name, value]
     return b"\0".join(parts)
 
 
-def cached_api(app: ASGIApp, dispatcher: Dispatcher, *, max_entries: int = 10_000) -> ASGIApp:
-    """``app`` with the answers of ``GET /api/handles/<handle>`` kept in a cache checked
-    against the store's change counters (the dispatcher's :class:`ResponseCache`'s); a
-    dispatcher without a response cache gets ``app`` unchanged."""
-    cache = dispatcher.respcache
-    if cache is None:
-        return app
-    generations = cache.generations
-    entries: OrderedDict[bytes, _Answer] = OrderedDict()
-    held = [0]  # bytes of the entries
+def _scope_key(scope: Scope) -> bytes | None:
+    if scope["type"] != "http":
+        return None
+    method: str = scope["method"]
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    return request_key(method.encode(), raw_path, scope.get("query_string", b""), scope["headers"])
 
-    def drop(key: bytes) -> None:
-        held[0] -= entries.pop(key).size + len(key)
+
+class _Page:
+    """What a handler said about its answer (:func:`vouch`)."""
+
+    __slots__ = ("expires", "reads")
+
+    def __init__(self) -> None:
+        self.reads = -1
+        self.expires: tuple[float, float] | None = None
+
+
+_PAGE: ContextVar[_Page | None] = ContextVar("idnode_http_page", default=None)
+
+
+def vouch(reads: int, expires: tuple[float, float] | None = None) -> None:
+    """Called by a handler while answering: its answer depends on nothing but the request's
+    cache key and the ``reads`` records it resolved through the dispatcher (counted: a
+    resolution answered elsewhere, by recursion, leaves one unnoted and the answer uncached).
+    ``expires``: the answer's ``Expires`` header is ``(at, within)`` of
+    :func:`idnode.http.proxy_common.expiry`, made again for each hit. The answer is kept only
+    if the dispatcher also marked every read cacheable; without a cache this does nothing."""
+    page = _PAGE.get()
+    if page is not None:
+        page.reads = reads
+        page.expires = expires
+
+
+class CachedAnswer(NamedTuple):
+    """One kept answer: what the ASGI application sent, and its HTTP/1.1 serialisation
+    after the status line and uvicorn's default headers (``date``), for the protocol to write
+    as it is: ``before`` the ``Expires`` value made for the hit (empty without one), then
+    ``after_keep`` or ``after_close`` (the rest, ``connection: close`` added), then the
+    body. Made by :func:`answer_of`. A tuple of bytes, strings and numbers, which the garbage
+    collector stops tracking, so that full collections do not walk every entry."""
+
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    expires: tuple[float, float] | None
+    route: str
+    handles: tuple[str, ...]
+    stamps: tuple[tuple[int, tuple[int, int]], ...]
+    before: bytes
+    after_keep: bytes
+    after_close: bytes
+    size: int
+
+
+def answer_of(
+    status: int,
+    headers: Iterable[tuple[bytes, bytes]],
+    body: bytes,
+    note: Note,
+    expires: tuple[float, float] | None,
+    route: str,
+) -> CachedAnswer:
+    """The :class:`CachedAnswer` of an answer the application sent."""
+    kept = tuple((bytes(name), bytes(value)) for name, value in headers)
+    before: list[bytes] = []
+    after: list[bytes] = []
+    lines = before
+    for name, value in kept:
+        name = name.lower()
+        if name == _EXPIRES and expires is not None and lines is before:
+            before.append(b"expires: ")
+            after.append(b"\r\n")
+            lines = after
+            continue
+        lines.append(b"%s: %s\r\n" % (name, value))
+    if lines is before:  # no Expires to make
+        before, after = [], before
+    head = b"".join(before)
+    rest = b"".join(after)
+    return CachedAnswer(
+        status,
+        kept,
+        body,
+        expires,
+        route,
+        tuple(handle for handle, _slot, _stamp in note.seen),
+        tuple((slot, stamp) for _handle, slot, stamp in note.seen),
+        head,
+        rest + b"\r\n",
+        rest + b"connection: close\r\n\r\n",
+        len(body) + len(head) + 3 * len(rest) + 200,
+    )
+
+
+class HTTPCache:
+    """The kept answers of one application, bounded by entries (``max_entries``, by default
+    the response cache's) and bytes (half the response cache's), least recently used dropped
+    first; validated against the dispatcher's response cache's counters, whose
+    hit, miss and stale figures it adds to."""
+
+    def __init__(self, dispatcher: Dispatcher, *, max_entries: int | None = None) -> None:
+        cache = dispatcher.respcache
+        if cache is None:
+            raise ValueError("the dispatcher has no response cache")
+        self.dispatcher = dispatcher
+        self.counters = cache
+        self.generations = cache.generations
+        self.max_entries = cache.max_entries if max_entries is None else max_entries
+        self.max_bytes = cache.max_bytes // 2
+        self._entries: OrderedDict[bytes, CachedAnswer] = OrderedDict()
+        self._bytes = 0
+        self._dates: dict[int, bytes] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: bytes) -> CachedAnswer | None:
+        """The current answer kept under ``key`` (a hit, counted), or None; a stale one is
+        dropped (counted as stale; the miss is counted by :meth:`miss`)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        current = self.generations.current
+        for slot, stamp in entry.stamps:
+            if not current(slot, stamp):
+                self._drop(key)
+                self.counters.stale += 1
+                return None
+        self._entries.move_to_end(key)
+        self.counters.hits += 1
+        counter = self.dispatcher.counter
+        for handle in entry.handles:
+            counter.resolved(handle)
+        return entry
+
+    def miss(self) -> None:
+        self.counters.misses += 1
+
+    def expires(self, entry: CachedAnswer) -> bytes:
+        """The ``Expires`` value of ``entry`` answered now."""
+        assert entry.expires is not None
+        at = entry.expires[0]
+        moment = int(min(at, time.time() + entry.expires[1]))
+        text = self._dates.get(moment)
+        if text is None:
+            if len(self._dates) > 256:
+                self._dates.clear()
+            text = self._dates[moment] = email.utils.formatdate(moment, usegmt=True).encode()
+        return text
+
+    def headers(self, entry: CachedAnswer) -> list[tuple[bytes, bytes]]:
+        """``entry``'s headers as the application would send them now."""
+        if entry.expires is None:
+            return list(entry.headers)
+        value = self.expires(entry)
+        return [(k, value if k.lower() == _EXPIRES else v) for k, v in entry.headers]
+
+    def wire(self, entry: CachedAnswer, status_line: bytes, defaults: bytes, keep: bool) -> bytes:
+        """The bytes of ``entry`` on an HTTP/1.1 connection: ``status_line``, the server's
+        ``defaults`` header lines, the kept headers, ``connection: close`` unless ``keep``,
+        the body."""
+        after = entry.after_keep if keep else entry.after_close
+        if entry.expires is None:
+            return b"".join((status_line, defaults, after, entry.body))
+        return b"".join(
+            (status_line, defaults, entry.before, self.expires(entry), after, entry.body)
+        )
+
+    def store(
+        self,
+        key: bytes,
+        scope: Scope,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        note: Note,
+        page: _Page,
+    ) -> None:
+        """Keep an answer the application just sent, if the rules allow (module docstring)."""
+        if not keepable(scope, status, headers, note, page):
+            return
+        entry = answer_of(status, headers, body, note, page.expires, route_of(scope["path"]))
+        if entry.size > self.max_bytes // 16:
+            return
+        if key in self._entries:
+            self._drop(key)
+        self._entries[key] = entry
+        self._bytes += entry.size + len(key)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: bytes) -> None:
+        self._bytes -= self._entries.pop(key).size + len(key)
+
+
+def keepable(
+    scope: Scope, status: int, headers: list[tuple[bytes, bytes]], note: Note, page: _Page
+) -> bool:
+    """Whether an answer may be kept (module docstring)."""
+    if status not in _KEPT_STATUS or not note.cacheable:
+        return False
+    if page.reads >= 0:
+        if page.reads != note.reads:
+            return False
+    else:
+        raw: bytes = scope.get("raw_path") or b""
+        if status != 200 or note.reads != 1 or not raw.startswith(_API) or raw == _API:
+            return False
+    names = [name.lower() for name, _ in headers]
+    if b"content-length" not in names or b"connection" in names:
+        return False
+    return b"transfer-encoding" not in names and (page.expires is None or _EXPIRES in names)
+
+
+class CacheSlot:
+    """Where an HTTP server learns its application's cache (module docstring), and the
+    server's default header lines, made once per change."""
+
+    __slots__ = ("answered", "cache", "defaults", "defaults_of")
+
+    def __init__(self) -> None:
+        self.cache: HTTPCache | None = None
+        #: Requests the protocol answered from the cache itself.
+        self.answered = 0
+        self.defaults_of: object = None
+        self.defaults = b""
+
+    def default_lines(self, defaults: list[tuple[bytes, bytes]]) -> bytes:
+        """uvicorn's default headers (``date``, changed once a second) as header lines."""
+        if defaults is not self.defaults_of:
+            self.defaults = b"".join(b"%s: %s\r\n" % (k.lower(), v) for k, v in defaults)
+            self.defaults_of = defaults
+        return self.defaults
+
+
+def cached_api(app: ASGIApp, dispatcher: Dispatcher, *, max_entries: int | None = None) -> ASGIApp:
+    """``app`` with its anonymous answers kept in an :class:`HTTPCache` checked against the
+    store's change counters (the dispatcher's :class:`ResponseCache`'s); a dispatcher without
+    a response cache gets ``app`` unchanged. ``max_entries``: by default the response
+    cache's."""
+    if dispatcher.respcache is None:
+        return app
+    cache = HTTPCache(dispatcher, max_entries=max_entries)
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
-        key = _key(scope)
+        key = _scope_key(scope)
         if key is None:
             await app(scope, receive, send)
             return
-        entry = entries.get(key)
+        state = scope.get("state")
+        if state is not None:
+            slot = state.get(SLOT_KEY)
+            if slot is not None and slot.cache is not cache:
+                slot.cache = cache
+        entry = cache.lookup(key)
         if entry is not None:
-            if generations.current(entry.slot, entry.stamp):
-                entries.move_to_end(key)
-                cache.hits += 1
-                dispatcher.counter.resolved(entry.handle)
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": entry.status,
-                        "headers": entry.headers,
-                    }
-                )
-                await send({"type": "http.response.body", "body": entry.body})
-                return
-            drop(key)
-            cache.stale += 1
-        cache.misses += 1
-        note = Note()
-        token = NOTE.set(note)
+            headers = cache.headers(entry)
+            await send({"type": "http.response.start", "status": entry.status, "headers": headers})
+            await send({"type": "http.response.body", "body": entry.body})
+            return
+        cache.miss()
+        note, page = Note(), _Page()
+        note_token, page_token = NOTE.set(note), _PAGE.set(page)
         start: dict[str, Any] = {}
-        chunks: list[bytes] = []
+        chunks: list[bytes] | None = None
 
         async def capture(message: dict[str, Any]) -> None:
+            nonlocal chunks
             if message["type"] == "http.response.start":
                 start.update(message)
-            elif message["type"] == "http.response.body":
+                if message["status"] in _KEPT_STATUS and note.cacheable:
+                    chunks = []
+            elif message["type"] == "http.response.body" and chunks is not None:
                 chunks.append(bytes(message.get("body", b"")))
+                if message.get("more_body"):
+                    chunks = None  # streamed answers are not kept
             await send(message)
 
         try:
             await app(scope, receive, capture)
         finally:
-            NOTE.reset(token)
-        stamp = note.stamp
-        if not note.cacheable or note.reads != 1 or stamp is None or start.get("status") != 200:
-            return
-        headers: list[tuple[bytes, bytes]] = list(start.get("headers", []))
-        answer = _Answer(200, headers, b"".join(chunks), note, stamp)
-        if key in entries:
-            drop(key)
-        entries[key] = answer
-        held[0] += answer.size + len(key)
-        while len(entries) > max_entries or held[0] > cache.max_bytes // 4:
-            drop(next(iter(entries)))
+            NOTE.reset(note_token)
+            _PAGE.reset(page_token)
+        if chunks is not None:
+            headers = list(start.get("headers", []))
+            cache.store(key, scope, start["status"], headers, b"".join(chunks), note, page)
 
     return wrapper

@@ -6,12 +6,15 @@
 the process that embeds it (``idnode serve``) owns SIGINT/SIGTERM and calls :meth:`close`.
 With ``certfile``/``keyfile`` it serves HTTPS.
 
-Slow clients: uvicorn bounds only the idle time between requests. :class:`_GuardedProtocol`
-adds two deadlines per request: the request line and headers must arrive within
-``head_timeout`` seconds of the connection (or of the request's first byte on a kept-alive
-one), the body within ``body_timeout`` of the headers; a client that misses one is
-disconnected (a handler waiting for the body then sees ``http.disconnect``). So a slowloris
-client holds a connection slot for seconds, not forever.
+Slow clients: uvicorn bounds only the idle time between requests; the protocol adds a
+deadline for each request's head and one for its body (:mod:`idnode.http.guard`), so a
+slowloris client holds a connection slot for seconds, not forever.
+
+Cached answers: the protocol (:class:`~idnode.http.fastserve.FastProtocol`) answers a request
+whose answer the application keeps in its HTTP cache (:mod:`idnode.http.respcache`) straight
+from the parsed request, before any ASGI cycle; the server hands it the cache through a
+:class:`~idnode.http.respcache.CacheSlot` in the lifespan state, which the application's cache
+wrapper fills on its first request.
 
 Certificate reload: :meth:`HTTPServer.reload_tls` loads the certificate and key files again
 into the live TLS context; handshakes after it use the new certificate, connections already
@@ -32,9 +35,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from idnode.http.asgi import ASGIApp
+from idnode.http.fastserve import FastProtocol
+from idnode.http.guard import BODY_TIMEOUT, HEAD_TIMEOUT
+from idnode.http.respcache import SLOT_KEY, CacheSlot
 
 __all__ = ["HTTPServer"]
 
@@ -46,55 +51,8 @@ MAX_CONNECTIONS = 1000
 KEEP_ALIVE = 5
 #: Seconds :meth:`HTTPServer.close` waits for requests in progress.
 GRACEFUL_SHUTDOWN = 3
-#: Seconds a client has to send a request's line and headers, then its body.
-HEAD_TIMEOUT = 10.0
-BODY_TIMEOUT = 60.0
 #: Seconds between two checks of the TLS files for a change.
 TLS_WATCH = 5.0
-
-
-class _GuardedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with the head and body deadlines (module docstring)."""
-
-    head_timeout = HEAD_TIMEOUT
-    body_timeout = BODY_TIMEOUT
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._arm(self.head_timeout)
-
-    def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _too_slow(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            log.info("closing a slow HTTP client %s", self.client)
-            self.transport.close()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        if self._deadline is None:  # a kept-alive connection's next request
-            self._arm(self.head_timeout)
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self._arm(self.body_timeout)
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._disarm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -118,10 +76,16 @@ class HTTPServer:
         body_timeout: float = BODY_TIMEOUT,
         tls_watch: float = TLS_WATCH,
     ) -> None:
+        #: Where the protocol finds the application's HTTP cache (module docstring).
+        self.cache_slot = CacheSlot()
         protocol = type(
-            "GuardedProtocol",
-            (_GuardedProtocol,),
-            {"head_timeout": head_timeout, "body_timeout": body_timeout},
+            "ServerProtocol",
+            (FastProtocol,),
+            {
+                "head_timeout": head_timeout,
+                "body_timeout": body_timeout,
+                "cache_slot": self.cache_slot,
+            },
         )
         self._tls_files = (certfile, keyfile) if certfile and keyfile else None
         self._tls_watch = tls_watch
@@ -175,6 +139,7 @@ class HTTPServer:
                 self._task.result()  # raises what stopped it
                 raise RuntimeError("HTTP server stopped while starting")
             await asyncio.sleep(0.005)
+        self._server.lifespan.state[SLOT_KEY] = self.cache_slot
         if self._tls_files is not None:
             self._watcher = asyncio.create_task(self._watch_tls(), name="idnode-tls-watch")
 

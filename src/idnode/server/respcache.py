@@ -44,6 +44,13 @@ and writes by processes on other hosts sharing a PostgreSQL database. Set
 
 Bounded: at most ``max_entries`` entries and ``max_bytes`` bytes of responses, least recently
 used dropped first; :meth:`ResponseCache.stats` reports entries, bytes, hits and misses.
+
+Admission: until the cache is full every answer is kept. Once full, an answer is kept only
+when its key missed before since the last reset of a small memory of recent misses (hashes
+of at most ``max_entries`` keys, forgotten all at once when full), so that identifiers
+asked once, as in a uniform scan of more identifiers than the cache holds, do not push out
+the ones asked again and again, and a miss that is not kept costs a set look-up instead of
+an insertion and an eviction.
 """
 
 from __future__ import annotations
@@ -84,16 +91,48 @@ def request_key(data: bytes) -> bytes | None:
 
 
 class Note:
-    """What the dispatcher tells the transport about the resolution it is answering."""
+    """What the dispatcher tells the transport about the resolutions it is answering.
 
-    __slots__ = ("cacheable", "handle", "reads", "slot", "stamp")
+    Every record read is noted: :meth:`ResponseCache.begin` sets ``handle`` and ``slot``, then
+    ``stamp``, before each read, and setting ``stamp`` also appends ``(handle, slot, stamp)``
+    to ``seen``. A resolution whose answer any anonymous requester would get sets
+    ``cacheable = True`` after its read; ``cacheable`` reads True only when every read noted
+    was marked so (setting it False spoils the note for good). An answer built from several
+    records (a proxy page following aliases) is thus kept only if each read is, and it stays
+    current only while the slots of all of them are unchanged. ``handle``, ``slot`` and
+    ``stamp`` describe the last read.
+    """
+
+    __slots__ = ("_marked", "_stamp", "handle", "reads", "seen", "slot")
 
     def __init__(self) -> None:
         self.reads = 0  # records read by resolutions while answering
         self.handle = ""
         self.slot = 0
-        self.stamp: tuple[int, int] | None = None
-        self.cacheable = False
+        self._stamp: tuple[int, int] | None = None
+        self._marked = 0  # reads marked cacheable (-1: spoiled)
+        self.seen: list[tuple[str, int, tuple[int, int]]] = []
+
+    @property
+    def stamp(self) -> tuple[int, int] | None:
+        return self._stamp
+
+    @stamp.setter
+    def stamp(self, stamp: tuple[int, int] | None) -> None:
+        self._stamp = stamp
+        if stamp is not None:
+            self.seen.append((self.handle, self.slot, stamp))
+
+    @property
+    def cacheable(self) -> bool:
+        return self.reads > 0 and self._marked == self.reads
+
+    @cacheable.setter
+    def cacheable(self, value: bool) -> None:
+        if not value:
+            self._marked = -1
+        elif self._marked >= 0:
+            self._marked += 1
 
 
 #: Set by the transport around a dispatch whose response may be stored (None otherwise).
@@ -109,14 +148,11 @@ class CacheStats:
     stale: int
 
 
-class _Entry:
-    __slots__ = ("handle", "response", "slot", "stamp")
-
-    def __init__(self, response: bytes, handle: str, slot: int, stamp: tuple[int, int]) -> None:
-        self.response = response
-        self.handle = handle
-        self.slot = slot
-        self.stamp = stamp
+#: A cache entry: the response, its handle, the handle's slot and the slot's counters when
+#: the record was read. A tuple of strings, bytes and numbers, which the garbage collector
+#: stops tracking, so that a full collection does not walk every entry (an object per
+#: entry made collections of 100,000 entries take tens of milliseconds).
+_Entry = tuple[bytes, str, int, tuple[int, int]]
 
 
 class ResponseCache:
@@ -128,6 +164,7 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
+        self._missed: set[int] = set()  # hashes of keys that missed once (admission)
         self.hits = 0
         self.misses = 0
         self.stale = 0
@@ -150,19 +187,20 @@ class ResponseCache:
         if entry is None:
             self.misses += 1
             return None
-        if not self.generations.current(entry.slot, entry.stamp):
+        response, handle, slot, stamp = entry
+        if not self.generations.current(slot, stamp):
             self._drop(key)
             self.stale += 1
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        out = bytearray(entry.response)
+        out = bytearray(response)
         out[8:12] = request[8:12]  # request id
         out[32:34] = _U16.pack(serial)  # site info serial
         out[34] = request[34]  # recursion count
         out[36:40] = request[36:40]  # expiration
-        return bytes(out), entry.handle
+        return bytes(out), handle
 
     def put(self, key: bytes, response: bytes, note: Note) -> None:
         """Keep ``response`` when the dispatcher marked it cacheable."""
@@ -170,17 +208,27 @@ class ResponseCache:
             return
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = _Entry(response, note.handle, note.slot, note.stamp)
+        elif len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes:
+            missed = self._missed
+            seen = hash(key)
+            if seen not in missed:  # the first miss of this key since the last reset
+                if len(missed) >= self.max_entries:
+                    missed.clear()
+                missed.add(seen)
+                return
+            missed.discard(seen)
+        self._entries[key] = (response, note.handle, note.slot, note.stamp)
         self._bytes += len(response) + len(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
 
     def _drop(self, key: bytes) -> None:
         entry = self._entries.pop(key)
-        self._bytes -= len(entry.response) + len(key)
+        self._bytes -= len(entry[0]) + len(key)
 
     def clear(self) -> None:
         self._entries.clear()
+        self._missed.clear()
         self._bytes = 0
 
     def stats(self) -> CacheStats:
