@@ -22,12 +22,13 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.ports import free_ports
 
 __all__ = ["SERVER_USER", "SUPERUSER", "TIMEOUT_S", "PostgresNotInstalled", "PostgresServer"]
 
@@ -75,14 +76,6 @@ def find_bindir() -> Path:
     )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 class PostgresServer:
     """One running throwaway cluster; create it with :meth:`start`."""
 
@@ -117,7 +110,7 @@ class PostgresServer:
         base = Path(tempfile.mkdtemp(prefix="idnode-pg-", dir=parent))
         if run_as is not None:
             os.chown(base, run_as.pw_uid, run_as.pw_gid)
-        server = cls(bindir, base, free_port(), run_as)
+        server = cls(bindir, base, free_ports(1)[0], run_as)
         try:
             server._initdb()
             server._start_with_retries()
@@ -207,7 +200,7 @@ class PostgresServer:
             except RuntimeError as exc:
                 if "Address already in use" not in str(exc) or attempt == attempts - 1:
                     raise
-                self.port = free_port()
+                self.port = free_ports(1)[0]
 
     def pg_ctl(self, action: str, *, mode: str = "fast") -> None:
         """``pg_ctl start|stop|restart`` and wait for it (``mode`` for stop and restart:

@@ -18,7 +18,7 @@ from idnode.protocol.types.hs_pubkey import load_private_key
 from idnode.resolver import Resolver
 from idnode.server.config import NodeConfig
 from idnode.server.node import Node
-from tests.server.nodeutil import free_ports
+from tests.ports import free_ports
 
 T = TypeVar("T")
 HOST = "127.0.0.1"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from idnode.demo import running_topology, setup_topology
-from tests.server.nodeutil import free_ports
+from tests.ports import free_ports
 
 __all__ = ["running_demo"]
 

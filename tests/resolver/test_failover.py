@@ -52,12 +52,12 @@ from idnode.protocol.values import HandleValue
 from idnode.resolver import HandleClientUpstream, Hop, Resolver
 from idnode.server.config import ServerEntry, SiteConfig
 from idnode.server.dispatch import NOT_PRIMARY
+from tests.ports import free_ports
 from tests.server.nodeutil import (
     HOST,
     PREFIX,
     PREFIX_HANDLE,
     RunningNode,
-    free_ports,
     no_internal_errors,
     reconfigure,
     running_node,

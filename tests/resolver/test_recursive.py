@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from idnode.resolver import (
     root_site,
 )
 from idnode.server.negotiation import response_to
+from tests.ports import free_ports
 from tests.server.nodeutil import RunningNode, running_node
 
 TARGET = "88.118.8/PV-2026-000123"
@@ -89,13 +89,6 @@ def fix_own_site(node: RunningNode, prefix: str) -> None:
     node.put_handle(f"0.NA/{prefix}", [site_value(node.node.site), *kept])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     base = tmp_path_factory.mktemp("topology")
@@ -118,7 +111,7 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         # 88.118.5 points at the root, which does not serve it: 301.
         secondary.put_handle("0.NA/88.118.5", [site_value(root.node.site)])
         # 88.118.6 points at a port where nothing listens.
-        dead_port = free_port()
+        (dead_port,) = free_ports(1)
         secondary.put_handle("0.NA/88.118.6", [site_value(root_site("127.0.0.1", dead_port))])
         # 88.118.9 goes through service handles that name each other across two nodes.
         secondary.put_handle("0.NA/88.118.9", [text(1, "HS_SERV", "88.118.8/LOOP-SERV")])

@@ -45,13 +45,13 @@ from idnode.server.config import (
 )
 from idnode.server.dispatch import NOT_PRIMARY, WRONG_SERVER_HASH
 from idnode.server.node import build_site
+from tests.ports import free_ports
 from tests.server.nodeutil import (
     HOST,
     PREFIX,
     PREFIX_HANDLE,
     TIMEOUT,
     RunningNode,
-    free_ports,
     reconfigure,
     running_node,
     text_value,

@@ -29,6 +29,7 @@ from idnode.server.config import ReplicationConfig
 from idnode.server.mirror import Mirror
 from idnode.store import HandleStore
 from idnode.store.sqlite import SQLiteStore
+from tests.ports import free_ports
 
 from .nodeutil import (
     HOST,
@@ -38,7 +39,6 @@ from .nodeutil import (
     RunningNode,
     add_identities,
     create_node_dir,
-    free_ports,
     pubkey_value,
     reconfigure,
     running_node,

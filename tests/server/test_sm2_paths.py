@@ -41,13 +41,13 @@ from idnode.server.replication import ReplicationSource
 from idnode.store import HandleStore
 from idnode.store.sqlite import SQLiteStore
 from tests.http.conftest import basic
+from tests.ports import free_ports
 from tests.server.nodeutil import (
     HOST,
     PREFIX,
     PREFIX_HANDLE,
     TIMEOUT,
     RunningNode,
-    free_ports,
     make_rsa_key,
     pubkey_value,
     reconfigure,

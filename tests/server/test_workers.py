@@ -32,13 +32,13 @@ from idnode.protocol.codes import OpCode, ResponseCode
 from idnode.protocol.values import HandleValue
 from idnode.server.config import NodeConfig
 from tests.pgserver import PostgresServer
+from tests.ports import free_ports
 from tests.server.nodeutil import (
     HOST,
     PREFIX,
     PREFIX_HANDLE,
     PRIVATE,
     create_node_dir,
-    free_ports,
     no_internal_errors,
     running_node,
     text_value,

@@ -35,7 +35,8 @@ from idnode.store.migrations import (
 )
 from idnode.store.postgres import PostgresStore, connect, from_db, to_db
 from idnode.store.status import database_status, migrate_database
-from tests.pgserver import PostgresServer, free_port
+from tests.pgserver import PostgresServer
+from tests.ports import free_ports
 
 
 def url(index: int, data: str = "https://example.org/") -> HandleValue:
@@ -361,7 +362,7 @@ async def test_failed_bulk_batch_changes_nothing_and_the_connection_goes_on(
 # -- errors ----------------------------------------------------------------------------------
 async def test_unreachable_server_is_a_store_error() -> None:
     with pytest.raises(StoreError) as info:
-        await PostgresStore.open(f"postgresql://idnode@127.0.0.1:{free_port()}/x", timeout=5)
+        await PostgresStore.open(f"postgresql://idnode@127.0.0.1:{free_ports(1)[0]}/x", timeout=5)
     assert isinstance(info.value.__cause__, OSError)
     with pytest.raises(ValueError):
         await PostgresStore.open("postgresql://idnode@127.0.0.1/x", pool_size=0)
