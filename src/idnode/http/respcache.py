@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 from idnode.http.asgi import ASGIApp, Receive, Scope, Send
 from idnode.http.metrics import route_of
 from idnode.server.dispatch import Dispatcher
-from idnode.server.respcache import NOTE, Note
+from idnode.server.respcache import NOTE, Admission, Note
 
 __all__ = [
     "SLOT_KEY",
@@ -177,8 +177,9 @@ def answer_of(
 class HTTPCache:
     """The kept answers of one application, bounded by entries (``max_entries``, by default
     the response cache's) and bytes (half the response cache's), least recently used dropped
-    first; validated against the dispatcher's response cache's counters, whose
-    hit, miss and stale figures it adds to."""
+    first, admitted once full as the response cache admits (a key's second miss); validated
+    against the dispatcher's response cache's counters, whose hit, miss and stale figures it
+    adds to."""
 
     def __init__(self, dispatcher: Dispatcher, *, max_entries: int | None = None) -> None:
         cache = dispatcher.respcache
@@ -191,6 +192,7 @@ class HTTPCache:
         self.max_bytes = cache.max_bytes // 2
         self._entries: OrderedDict[bytes, CachedAnswer] = OrderedDict()
         self._bytes = 0
+        self.admission = Admission(self.max_entries)  # once full, as the native cache
         self._dates: dict[int, bytes] = {}
 
     def __len__(self) -> int:
@@ -260,6 +262,9 @@ class HTTPCache:
     ) -> None:
         """Keep an answer the application just sent, if the rules allow (module docstring)."""
         if not keepable(scope, status, headers, note, page):
+            return
+        full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
+        if full and key not in self._entries and not self.admission.admit(key):
             return
         entry = answer_of(status, headers, body, note, page.expires, route_of(scope["path"]))
         if entry.size > self.max_bytes // 16:

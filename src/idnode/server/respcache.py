@@ -64,7 +64,7 @@ from idnode.protocol.codes import OpCode, OpFlag
 from idnode.store.base import handle_key
 from idnode.store.generations import Generations
 
-__all__ = ["NOTE", "CacheStats", "Note", "ResponseCache", "request_key"]
+__all__ = ["NOTE", "Admission", "CacheStats", "Note", "ResponseCache", "request_key"]
 
 _RESOLUTION_HEAD = struct.pack(">II", OpCode.RESOLUTION, 0)  # op, response code of a request
 _ZERO4 = b"\x00\x00\x00\x00"
@@ -155,6 +155,32 @@ class CacheStats:
 _Entry = tuple[bytes, str, int, tuple[int, int]]
 
 
+class Admission:
+    """Which answers a full cache takes (module docstring, "Admission"): a key's second
+    miss since the memory of misses was last emptied."""
+
+    __slots__ = ("_missed", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)  # keys remembered before the memory is emptied
+        self._missed: set[int] = set()  # hashes of keys that missed once
+
+    def admit(self, key: bytes) -> bool:
+        """Whether to keep the answer to ``key``, which missed a full cache."""
+        seen = hash(key)
+        missed = self._missed
+        if seen in missed:
+            missed.discard(seen)
+            return True
+        if len(missed) >= self.limit:
+            missed.clear()
+        missed.add(seen)
+        return False
+
+    def clear(self) -> None:
+        self._missed.clear()
+
+
 class ResponseCache:
     def __init__(
         self, generations: Generations, *, max_entries: int = 100_000, max_bytes: int = 64 << 20
@@ -164,7 +190,7 @@ class ResponseCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
-        self._missed: set[int] = set()  # hashes of keys that missed once (admission)
+        self.admission = Admission(max_entries)
         self.hits = 0
         self.misses = 0
         self.stale = 0
@@ -208,15 +234,10 @@ class ResponseCache:
             return
         if key in self._entries:
             self._drop(key)
-        elif len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes:
-            missed = self._missed
-            seen = hash(key)
-            if seen not in missed:  # the first miss of this key since the last reset
-                if len(missed) >= self.max_entries:
-                    missed.clear()
-                missed.add(seen)
-                return
-            missed.discard(seen)
+        elif (
+            len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
+        ) and not self.admission.admit(key):
+            return
         self._entries[key] = (response, note.handle, note.slot, note.stamp)
         self._bytes += len(response) + len(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
@@ -228,7 +249,7 @@ class ResponseCache:
 
     def clear(self) -> None:
         self._entries.clear()
-        self._missed.clear()
+        self.admission.clear()
         self._bytes = 0
 
     def stats(self) -> CacheStats:
