@@ -13,9 +13,15 @@ import httpx
 import pytest
 
 from idnode.console.sessions import KEY_FILE, Sessions
-from idnode.industry.accounts import new_account
+from idnode.industry.accounts import Login, new_account
 from tests.console.test_pages import csrf_of
 from tests.server.nodeutil import PREFIX_HANDLE, create_node_dir, running_node
+
+
+def holder(sessions: Sessions, cookie: str) -> str | None:
+    """Who ``cookie`` is a valid session of, if anyone."""
+    login = sessions.check(cookie)
+    return None if login is None else login.username
 
 
 def test_cookies_are_signed_and_revocable(tmp_path: Path) -> None:
@@ -25,9 +31,14 @@ def test_cookies_are_signed_and_revocable(tmp_path: Path) -> None:
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE((directory / KEY_FILE).stat().st_mode) == 0o600
     cookie = sessions.issue("ops@ent-a.example")
-    assert sessions.username(cookie) == "ops@ent-a.example"
+    assert sessions.check(cookie) == Login("ops@ent-a.example", 1_800_000_000)  # issued then
+    now[0] += 0.9
+    later = sessions.check(sessions.issue("root"))
+    assert later == Login("root", 1_800_000_000)  # in whole seconds, rounded down
+    now[0] -= 0.9
+    assert holder(sessions, cookie) == "ops@ent-a.example"
     again = Sessions(directory, clock=lambda: now[0])  # another worker, or after a restart
-    assert again.username(cookie) == "ops@ent-a.example"
+    assert holder(again, cookie) == "ops@ent-a.example"
     assert again.csrf_key == sessions.csrf_key
     name, generation, expires, mac = cookie.split(".")
     for forged in (
@@ -36,16 +47,16 @@ def test_cookies_are_signed_and_revocable(tmp_path: Path) -> None:
         f"{name}.{generation}.{expires}.{mac[:-2]}AA",
         "", "...", "a.b.c.d", f"{name}.1².{expires}.{mac}", f"{name}.{generation}.{'9' * 5000}.x",
     ):  # fmt: skip
-        assert sessions.username(forged) is None, forged
-    assert Sessions(tmp_path / "other").username(cookie) is None  # another node's key
+        assert holder(sessions, forged) is None, forged
+    assert holder(Sessions(tmp_path / "other"), cookie) is None  # another node's key
     now[0] += 24 * 3600
-    assert sessions.username(cookie) is None  # expired
+    assert holder(sessions, cookie) is None  # expired
     now[0] -= 24 * 3600
     other = sessions.issue("root")
     again.revoke("ops@ent-a.example")  # logging out in one process ends it in every one
-    assert sessions.username(cookie) is None
-    assert sessions.username(other) == "root"
-    assert sessions.username(sessions.issue("ops@ent-a.example")) == "ops@ent-a.example"
+    assert holder(sessions, cookie) is None
+    assert holder(sessions, other) == "root"
+    assert holder(sessions, sessions.issue("ops@ent-a.example")) == "ops@ent-a.example"
 
 
 def test_another_process_accepts_the_cookie(tmp_path: Path) -> None:
@@ -53,13 +64,13 @@ def test_another_process_accepts_the_cookie(tmp_path: Path) -> None:
     cookie = Sessions(directory).issue("root")
     code = (
         "import sys; from pathlib import Path; from idnode.console.sessions import Sessions; "
-        "s = Sessions(Path(sys.argv[1])); print(s.username(sys.argv[2])); "
+        "s = Sessions(Path(sys.argv[1])); print(s.check(sys.argv[2]).username); "
         "s.revoke('root')"
     )
     done = subprocess.run([sys.executable, "-c", code, str(directory), cookie],
                           capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     assert done.stdout.strip() == "root"
-    assert Sessions(directory).username(cookie) is None  # revoked over there
+    assert holder(Sessions(directory), cookie) is None  # revoked over there
 
 
 def test_a_broken_key_file_is_reported(tmp_path: Path) -> None:

@@ -4,12 +4,19 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from idnode.errors import InvalidValue
-from idnode.industry.accounts import TokenStore, hash_password, new_account, verify_password
+from idnode.industry.accounts import (
+    Login,
+    TokenStore,
+    hash_password,
+    new_account,
+    verify_password,
+)
 from idnode.store.accounts_sql import Enterprise, HasAccounts, PrefixApplication
 from idnode.store.postgres import PostgresStore
 from idnode.store.sqlite import SQLiteStore
@@ -21,9 +28,19 @@ async def exercise(store: HasAccounts) -> None:
     account = new_account("root", "pw", "node_admin", "300:0.NA/88.118.8", now_ms=1)
     assert await repo.add_account(account)
     assert not await repo.add_account(account)
-    assert await repo.get_account("root") == account
-    assert await repo.set_account_enabled("root", False)
-    assert not (await repo.get_account("root")).enabled  # type: ignore[union-attr]
+    assert await repo.get_account("root") == account and account.logins_after_ms == 0
+    # every disable stamps when the account's logins ended; enabling keeps it; never back
+    for enabled, now_ms, after in ((False, 5000, 5000), (True, 9000, 5000), (False, 4000, 5000),
+                                   (True, None, 5000), (False, 7000, 7000)):  # fmt: skip
+        assert await repo.set_account_enabled("root", enabled, now_ms=now_ms)
+        found = await repo.get_account("root")
+        assert found is not None and (found.enabled, found.logins_after_ms) == (enabled, after)
+    before = int(time.time() * 1000)
+    assert await repo.set_account_enabled("root", False)  # the current time by default
+    found = await repo.get_account("root")
+    assert found is not None and not found.enabled
+    assert before <= found.logins_after_ms <= time.time() * 1000
+    assert [a.logins_after_ms for a in await repo.list_accounts()] == [found.logins_after_ms]
     assert not await repo.set_account_enabled("nobody", False)
     enterprise = Enterprise("ent", "Ent", "x@example.com", "active", "300:0.NA/88.1.2", 1)
     assert await repo.add_enterprise(enterprise) and not await repo.add_enterprise(enterprise)
@@ -72,9 +89,9 @@ def test_passwords_and_tokens() -> None:
     now = [1000.0]
     tokens = TokenStore(lambda: now[0], lifetime=10)
     token = tokens.issue("root")
-    assert tokens.username(token) == "root"
+    assert tokens.check(token) == Login("root", 1000.0)
     now[0] += 11
-    assert tokens.username(token) is None
+    assert tokens.check(token) is None and tokens.check("unknown") is None
     with pytest.raises(InvalidValue):
         new_account("x" * 51, "pw", "app", "300:88.1/A", enterprise_id="e")
     with pytest.raises(InvalidValue):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from idnode.http.sessions import SharedSessionStore
+from idnode.industry.accounts import Login
 from idnode.industry.tokens import SignedTokens
 from idnode.protocol.bodies import ResolutionRequest
 from idnode.protocol.codes import OpCode
@@ -98,14 +99,13 @@ def test_sessions_dropped_after_a_reboot(tmp_path: Path) -> None:
     table = SharedSessionTable(db)
     session = _session(table, 100.0)
     http = SharedSessionStore(db, clock=lambda: 100.0).create()
-    tokens = SignedTokens(db, clock=lambda: 100.0)
-    tokens.revoke("audit")
+    token = SignedTokens(db, clock=lambda: 100.0).issue("audit")
     db.connection.execute("UPDATE meta SET value = x'00' WHERE name = 'boot'")  # another boot
     db.close()
     again = SessionDatabase(tmp_path / ".sessions")
     assert SharedSessionTable(again).peek(session.session_id, 101.0) is None
     assert SharedSessionStore(again, clock=lambda: 101.0).get(http.id) is None
-    assert SignedTokens(again).generation("audit") == 1  # revocations stay
+    assert SignedTokens(again, clock=lambda: 101.0).check(token) == Login("audit", 100)  # stays
 
 
 def test_http_sessions_shared(dbs: tuple[SessionDatabase, SessionDatabase]) -> None:
@@ -133,11 +133,15 @@ def test_signed_tokens(dbs: tuple[SessionDatabase, SessionDatabase]) -> None:
     one = SignedTokens(dbs[0], clock=lambda: now[0], lifetime=60.0)
     two = SignedTokens(dbs[1], clock=lambda: now[0], lifetime=60.0)
     token = one.issue("root")
-    assert two.username(token) == "root" and one.username(token) == "root"
-    assert two.username(token[:-2] + "AA") is None
-    now[0] += 60.0
-    assert two.username(token) is None  # expired
-    token = two.issue("root")
-    one.revoke("root")
-    assert two.username(token) is None and one.username(token) is None
-    assert one.username(two.issue("root")) == "root"
+    assert two.check(token) == Login("root", 1000) and one.check(token) == Login("root", 1000)
+    name, expires, mac = token.split(".")
+    for forged in (
+        token[:-2] + "AA", f"{name}.{int(expires) + 60}.{mac}",
+        f"YWRtaW4.{expires}.{mac}",  # another account ("admin")
+        f"{name}.0.{expires}.{mac}", "", "..", f"{name}.{'9' * 5000}.{mac}", f"{name}.1².{mac}",
+    ):  # fmt: skip
+        assert two.check(forged) is None, forged
+    now[0] += 0.5
+    assert two.check(one.issue("root")) == Login("root", 1000)  # whole seconds, rounded down
+    now[0] += 59.5
+    assert two.check(token) is None  # expired

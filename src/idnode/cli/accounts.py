@@ -210,7 +210,8 @@ def account_list(config_path: Path) -> None:
 @click.argument("username")
 @_CONFIG
 def account_disable(username: str, config_path: Path) -> None:
-    """Disable USERNAME: it can no longer log in, its tokens stop working, it leaves its
+    """Disable USERNAME: it can no longer log in, its login tokens and console sessions end
+    for good (also in a running node: they stay ended after enable), it leaves its
     enterprise's admin groups, and an app's own key stops verifying."""
     _set_enabled(config_path, username, False)
 

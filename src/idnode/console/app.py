@@ -198,9 +198,8 @@ class Console:
         token = cookies(request).get(SESSION_COOKIE)
         if not token or self.service is None:
             return Viewer()
-        username = self.sessions.username(token)
-        account = None if username is None else await self.service.repository.get_account(username)
-        if account is None or not account.enabled:
+        account = await self.service.current(self.sessions.check(token))
+        if account is None:
             return Viewer()
         return Viewer(account, token)
 
@@ -783,9 +782,8 @@ class Console:
                 await self.service.revoke_app_key(actor, name, int(number))
                 done = f"{ctx.t('apps.key_revoked')}: {number}"
             elif action in ("disable", "enable"):
+                # disabling ends its tokens and console sessions (AccountService.current)
                 await self.service.set_enabled(actor, name, action == "enable")
-                if action == "disable":
-                    self.sessions.revoke(name)  # its console sessions end too
                 done = ctx.t(f"apps.{action}d")
             else:
                 raise InvalidValue(f"unknown action {action!r}")

@@ -5,9 +5,12 @@ HMAC-SHA256, under the node's console key, of the username, the account's *gener
 the expiry (Unix seconds, :data:`LIFETIME` after the login). Nothing about a session is kept
 in memory, so any process of the node that can read the key accepts it. A cookie is accepted
 while its MAC is right, it has not expired, and its generation is the account's current one:
-logging out (or disabling the account from the console) moves the account's generation on,
-which ends every session of that account, in every process. The page still checks, on
-every request, that the account exists and is enabled.
+logging out moves the account's generation on, which ends every console session of that
+account, in every process. The page still checks, on every request, that the account exists,
+is enabled and was not disabled at or after the cookie was issued (its expiry minus
+:data:`LIFETIME`, in whole seconds; :meth:`idnode.industry.accounts.AccountService.current`):
+however the account was disabled (the console, the SNMS admin API, ``idnode account
+disable``), its sessions from before stay ended once it is enabled again.
 
 Files, in ``<node dir>/.console`` (mode 0700), made on first use:
 
@@ -35,6 +38,8 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from idnode.industry.accounts import Login
 
 __all__ = ["LIFETIME", "Sessions"]
 
@@ -135,9 +140,9 @@ class Sessions:
         name = _b64(username.encode("utf-8"))
         return f"{name}.{generation}.{expires}.{self._mac(username, generation, expires)}"
 
-    def username(self, cookie: str) -> str | None:
-        """The username of a valid session cookie; None when it is malformed, forged,
-        expired or revoked."""
+    def check(self, cookie: str) -> Login | None:
+        """Who a valid session cookie was issued to, and when; None when it is malformed,
+        forged, expired or revoked."""
         parts = cookie.split(".")
         if len(parts) != 4 or not all(p.isascii() and p.isdigit() for p in parts[1:3]):
             return None
@@ -150,4 +155,4 @@ class Sessions:
             return None
         if expires <= self._clock() or generation != self.generation(username):
             return None
-        return username
+        return Login(username, expires - self.lifetime)

@@ -45,7 +45,8 @@ account acts as ``300:<prefix>/APP.<username>``. The app then authenticates as i
 the native protocol and ``Authorization: Handle`` (challenge-response with its private key),
 or logs in with its password for a token, and as a member of the enterprise group it writes
 identifiers under the enterprise's prefixes. **Disabling** an account (:meth:`AccountService.
-set_enabled`, ``idnode account disable``) blocks it everywhere: its tokens stop working, it
+set_enabled`, the web console, ``idnode account disable``) blocks it everywhere: its login
+tokens and console sessions stop working, for good (below), it
 leaves the admin groups (a group lists the enterprise admin identity and the enabled
 accounts, and keeps members no account manages), and an app's key is renamed
 ``DISABLED.HS_PUBKEY`` so no challenge verifies against it; enabling restores both.
@@ -60,8 +61,17 @@ in memory: a token is a bearer credential, so not writing it anywhere is the saf
 and a restart only costs clients a new login (which SNMS clients do on -1 anyway). A node
 served by several worker processes uses signed tokens instead, valid in every worker
 (:class:`idnode.industry.tokens.SignedTokens`). No token works while its account is
-disabled; disabling it through the SNMS admin API also ends its tokens for good (they stay
-ended when it is enabled again).
+disabled. **Ending logins**: every disable, whichever path makes it (the SNMS admin API, the
+console, ``idnode account disable`` on the database while the node runs), stamps the
+account's ``logins_after_ms`` in the database (:meth:`~idnode.store.accounts_sql.
+AccountRepository.set_account_enabled`), and every use of a token or console session reads
+the account and refuses a login issued at or before that moment (:meth:`AccountService.
+current`), so the logins made before a disable stay ended once the account is enabled again.
+Signed tokens and console cookies carry their issue time in whole seconds (expiry minus
+lifetime, rounded down), so one issued in the same second as a disable, even just after it,
+is refused too: refusing a fresh login is safe, accepting a stale one would not be. So that a
+login made right after a disable and enable is not refused, :meth:`AccountService.login`
+waits, when the account was disabled in the current second, until the next second begins.
 
 The SNMS hashed login (``/identity/token/v1``) sends ``sha256(sha256(plain) + "yyyy-MM-dd")``
 in lowercase hex. Checking it needs ``sha256(plain)``, which is therefore stored as well
@@ -71,6 +81,7 @@ yesterday's and tomorrow's dates (UTC) are accepted, for clients in other time z
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import hmac
@@ -125,6 +136,7 @@ __all__ = [
     "MAX_APP_KEYS",
     "TOKEN_LIFETIME",
     "AccountService",
+    "Login",
     "PrefixState",
     "RecordWriter",
     "Role",
@@ -283,14 +295,24 @@ def new_account(
 
 # -- tokens ----------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class Login:
+    """Who a login token or console session was issued to, and when (Unix seconds)."""
+
+    username: str
+    issued: float
+
+
+@dataclass(frozen=True, slots=True)
 class _Token:
     username: str
+    issued: float
     expires: float
 
 
 class TokenStore:
-    """Login tokens in memory: token → username, each valid :data:`TOKEN_LIFETIME` seconds.
-    Expired tokens are dropped when a new one is issued. The clock is injected."""
+    """Login tokens in memory: token → username and issue time, each valid
+    :data:`TOKEN_LIFETIME` seconds. Expired tokens are dropped when a new one is issued. The
+    clock is injected."""
 
     def __init__(
         self, clock: Callable[[], float] = time.time, lifetime: float = TOKEN_LIFETIME
@@ -303,19 +325,15 @@ class TokenStore:
         now = self._clock()
         self._tokens = {k: t for k, t in self._tokens.items() if t.expires > now}
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = _Token(username, now + self._lifetime)
+        self._tokens[token] = _Token(username, now, now + self._lifetime)
         return token
 
-    def username(self, token: str) -> str | None:
-        """The username ``token`` was issued to, None when unknown or expired."""
+    def check(self, token: str) -> Login | None:
+        """Who ``token`` was issued to and when; None when unknown or expired."""
         found = self._tokens.get(token)
         if found is None or found.expires <= self._clock():
             return None
-        return found.username
-
-    def revoke(self, username: str) -> None:
-        """End every token issued to ``username`` so far."""
-        self._tokens = {k: t for k, t in self._tokens.items() if t.username != username}
+        return Login(found.username, found.issued)
 
 
 # -- the service -----------------------------------------------------------------------------
@@ -356,6 +374,10 @@ class AccountService:
         ):
             self.dispatcher.limiter.auth_failed(peer)
             raise AuthenticationFailed("wrong username or password")
+        # a login stamped (in whole seconds) no later than the last disable would be refused
+        wait = account.logins_after_ms // 1000 + 1 - self._clock()
+        if wait > 0:
+            await asyncio.sleep(min(wait, 1.0))
         return self.tokens.issue(account.username)
 
     def _password_ok(self, account: Account, password: str, hashed: bool) -> bool:
@@ -368,10 +390,22 @@ class AccountService:
 
     async def authenticate(self, token: str) -> Account:
         """The enabled account ``token`` was issued to; AuthenticationFailed otherwise."""
-        username = self.tokens.username(token)
-        account = None if username is None else await self.repository.get_account(username)
-        if account is None or not account.enabled:
+        account = await self.current(self.tokens.check(token))
+        if account is None:
             raise AuthenticationFailed("not logged in, or the token expired")
+        return account
+
+    async def current(self, login: Login | None) -> Account | None:
+        """The account of ``login`` (a token's or a console session's) while it is still
+        valid: the account exists, is enabled, and was not disabled at or after the login
+        was issued (``logins_after_ms``; module docstring). None otherwise."""
+        if login is None:
+            return None
+        account = await self.repository.get_account(login.username)
+        if account is None or not account.enabled:
+            return None
+        if login.issued * 1000 <= account.logins_after_ms:
+            return None
         return account
 
     @staticmethod
@@ -530,7 +564,8 @@ class AccountService:
 
     async def set_enabled(self, actor: Account, username: str, enabled: bool) -> Account:
         """Enable or disable ``username`` (node admins; enterprise admins for the accounts of
-        their enterprise): the account, its enterprise's admin groups and an app's key."""
+        their enterprise): the account, its enterprise's admin groups and an app's key.
+        Disabling ends the account's logins made so far (:meth:`current`)."""
         self.require(actor, Role.NODE_ADMIN, Role.ENTERPRISE_ADMIN)
         account = await self.repository.get_account(username)
         if account is None:
@@ -539,9 +574,7 @@ class AccountService:
             account.enterprise_id != actor.enterprise_id or account.role != Role.APP
         ):
             raise InsufficientPermissions("an enterprise admin enables its own apps only")
-        await self.repository.set_account_enabled(username, enabled)
-        if not enabled:
-            self.tokens.revoke(username)
+        await self.repository.set_account_enabled(username, enabled, now_ms=self._now_ms())
         writer = _DispatchWriter(self, actor)
         if account.enterprise_id is not None:
             await refresh_groups(writer, self.repository, account.enterprise_id)

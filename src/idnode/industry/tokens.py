@@ -4,17 +4,17 @@ A login token's content never changes: who it was issued to and until when. So r
 table of tokens that every worker would have to read, :class:`SignedTokens` makes the token
 carry them, signed::
 
-    <username, base64url>.<generation>.<expiry, Unix seconds>.<HMAC-SHA256, base64url>
+    <username, base64url>.<expiry, Unix seconds>.<HMAC-SHA256, base64url>
 
 The HMAC key is a random secret of the node kept in the shared session database
 (:mod:`idnode.server.sessiondb`, mode 0600 in a 0700 directory), made by whichever worker
 needs it first; so any worker checks any token with one HMAC and no state of its own. A token
-is accepted while its MAC is right, it has not expired (24 hours after the login, as in
-memory) and its *generation* is the account's current one: disabling the account through
-the SNMS admin API (:meth:`~idnode.industry.accounts.AccountService.set_enabled`) moves the
-generation on (one row of the same database), which ends every token issued before in every
-worker, and they stay ended once it is enabled again. Every use still checks that the account
-exists and is enabled (:meth:`~idnode.industry.accounts.AccountService.authenticate`).
+is accepted while its MAC is right and it has not expired (24 hours after the login, as in
+memory). Its issue time is its expiry minus the lifetime, the login's time rounded down to
+the second: every use checks that the account exists, is enabled and was not disabled at or
+after that second (:meth:`~idnode.industry.accounts.AccountService.current`, the account's
+``logins_after_ms``), so a disable made in any way, even by ``idnode account disable`` on the
+database, ends every token issued before it in every worker, for good.
 
 The token shows the username (base64url is no encryption) but nothing else; it is a bearer
 credential like the random tokens of a single-process node, which keeps those in memory
@@ -31,7 +31,7 @@ import hmac
 import time
 from collections.abc import Callable
 
-from idnode.industry.accounts import TOKEN_LIFETIME, TokenStore
+from idnode.industry.accounts import TOKEN_LIFETIME, Login, TokenStore
 from idnode.server.sessiondb import SessionDatabase
 
 __all__ = ["SignedTokens"]
@@ -48,7 +48,7 @@ def _unb64(text: str) -> bytes:
 
 
 class SignedTokens(TokenStore):
-    """Signed login tokens (module docstring), the generations kept in ``db``."""
+    """Signed login tokens (module docstring), the key kept in ``db``."""
 
     def __init__(
         self,
@@ -57,45 +57,28 @@ class SignedTokens(TokenStore):
         lifetime: float = TOKEN_LIFETIME,
     ) -> None:
         super().__init__(clock, lifetime)
-        self.db = db
         self._key = hmac.new(db.secret(_KEY_NAME), b"idnode snms token", hashlib.sha256).digest()
 
     def _mac(self, payload: str) -> str:
         return _b64(hmac.new(self._key, payload.encode("ascii"), hashlib.sha256).digest())
 
-    def generation(self, username: str) -> int:
-        """The generation of ``username``'s tokens (0 until the account is first disabled)."""
-        row = self.db.connection.execute(
-            "SELECT generation FROM token_generation WHERE username = ?", (username,)
-        ).fetchone()
-        return 0 if row is None else int(row[0])
-
     def issue(self, username: str) -> str:
         expires = int(self._clock() + self._lifetime)
-        payload = f"{_b64(username.encode('utf-8'))}.{self.generation(username)}.{expires}"
+        payload = f"{_b64(username.encode('utf-8'))}.{expires}"
         return f"{payload}.{self._mac(payload)}"
 
-    def username(self, token: str) -> str | None:
+    def check(self, token: str) -> Login | None:
         parts = token.split(".")
-        if len(parts) != 4 or not token.isascii():
+        if len(parts) != 3 or not token.isascii() or not parts[1].isdigit():
             return None
-        payload = ".".join(parts[:3])
-        if not hmac.compare_digest(self._mac(payload), parts[3]):
+        payload = ".".join(parts[:2])
+        if not hmac.compare_digest(self._mac(payload), parts[2]):
             return None
-        name, generation, expires = parts[:3]
         try:
-            username = _unb64(name).decode("utf-8")
-            if int(expires) <= self._clock():
-                return None
-            if int(generation) != self.generation(username):
-                return None
+            username = _unb64(parts[0]).decode("utf-8")
+            expires = int(parts[1])
         except (ValueError, binascii.Error, UnicodeDecodeError):
             return None
-        return username
-
-    def revoke(self, username: str) -> None:
-        self.db.connection.execute(
-            "INSERT INTO token_generation VALUES (?, 1) "
-            "ON CONFLICT (username) DO UPDATE SET generation = generation + 1",
-            (username,),
-        )
+        if expires <= self._clock():
+            return None
+        return Login(username, expires - self._lifetime)

@@ -13,19 +13,19 @@ keys), in WAL mode, one connection per worker. Tables:
   last use, the replay window of client counters, the server's counter, a pending challenge
   (:mod:`idnode.server.shared_sessions`);
 * ``http``: ``/api/sessions`` sessions: nonce, identity, last use (:mod:`idnode.http.sessions`);
-* ``token_generation``: per account, the generation of its SNMS login tokens; ``meta``: the
-  key the tokens are signed with (:mod:`idnode.industry.tokens`).
+* ``meta``: the key SNMS login tokens are signed with (:mod:`idnode.industry.tokens`).
 
 Why a database and not files or signed tokens: the replay window of a native session changes
 with every request and must be checked and updated atomically across workers (a counter
 accepted once per *worker* could be replayed to another one), and the HTTP session's identity
 changes after the session id was handed out; a transaction (``BEGIN IMMEDIATE``, a few tens
 of microseconds, writes serialised by SQLite's lock with a 5 s busy timeout) does exactly
-that. SNMS tokens, whose content never changes, are signed instead and only their per-account
-generation is stored. Cost, measured on a 2-core virtual machine: a request in a native
-session spends about 0.1 ms in the database (the read, the counter transaction, the server's
-counter) against 2 us in memory, an ``/api/sessions`` lookup about 10 us against 0.5 us:
-small beside an administrative write, which waits for its own synced commit.
+that. SNMS tokens, whose content never changes, are signed instead, and nothing of them is
+stored (a disabled account's are ended by the account's own row in the node's database). Cost,
+measured on a 2-core virtual machine: a request in a native session spends about 0.1 ms in the
+database (the read, the counter transaction, the server's counter) against 2 us in memory, an
+``/api/sessions`` lookup about 10 us against 0.5 us: small beside an administrative write,
+which waits for its own synced commit.
 
 Durability: commits are not synced (``synchronous = NORMAL``): they survive a worker being
 killed, and may be lost only with the machine (power loss, kernel crash). Losing the last
@@ -81,10 +81,7 @@ CREATE TABLE IF NOT EXISTS http (
     auth_header TEXT
 );
 CREATE INDEX IF NOT EXISTS http_used ON http (last_used);
-CREATE TABLE IF NOT EXISTS token_generation (
-    username TEXT PRIMARY KEY,
-    generation INTEGER NOT NULL
-);
+DROP TABLE IF EXISTS token_generation;
 """
 
 

@@ -1,4 +1,5 @@
-"""Storage of accounts, enterprises and prefix applications (schema ``0005_accounts.sql``).
+"""Storage of accounts, enterprises and prefix applications (schema ``0005_accounts.sql``,
+``0006_logins_after.sql``).
 
 :class:`AccountRepository` is the interface :mod:`idnode.industry.accounts` uses; the stores
 implement it through their own connection plumbing (``SQLiteStore.accounts()`` runs each call
@@ -10,13 +11,17 @@ style, and numbered ``$1, $2, ...`` for PostgreSQL by :func:`numbered`.
 The repository stores rows; it does not check roles, passwords or which state may follow
 which (that is :mod:`idnode.industry.accounts`), except that :meth:`~AccountRepository.
 set_prefix_state` changes a prefix only from the state the caller read (compare-and-set), so
-two administrators acting at once cannot both move it.
+two administrators acting at once cannot both move it, and that :meth:`~AccountRepository.
+set_account_enabled` stamps every disable into the account's ``logins_after_ms``, so that
+however an account is disabled (the APIs, the console, the CLI on the database), the logins
+made before end for good.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -42,7 +47,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Account:
     """One login. ``identity`` is ``index:handle``; ``enterprise_id`` is None for node admins
-    and auditors."""
+    and auditors. ``logins_after_ms``: when the account was last disabled (Unix milliseconds,
+    0 if never); a login token or console session issued at or before it is no longer valid."""
 
     username: str
     password_hash: str
@@ -52,6 +58,7 @@ class Account:
     identity: str
     enabled: bool
     created_ms: int
+    logins_after_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +103,12 @@ class AccountRepository(Protocol):
         """Every account by username, or those of one enterprise."""
         ...
 
-    async def set_account_enabled(self, username: str, enabled: bool) -> bool:
-        """False when there is no such account."""
+    async def set_account_enabled(
+        self, username: str, enabled: bool, *, now_ms: int | None = None
+    ) -> bool:
+        """Enable or disable ``username``; False when there is no such account. Disabling
+        also moves its ``logins_after_ms`` on to ``now_ms`` (default: the current time; never
+        back), which ends every login made until then."""
         ...
 
     async def add_enterprise(self, enterprise: Enterprise) -> bool:
@@ -165,7 +176,8 @@ def numbered(sql: str) -> str:
 
 
 _ACCOUNT_COLUMNS = (
-    "username, password_hash, v1_digest, role, enterprise_id, identity, enabled, created_ms"
+    "username, password_hash, v1_digest, role, enterprise_id, identity, enabled, created_ms,"
+    " logins_after_ms"
 )
 _ENTERPRISE_COLUMNS = "id, name, contact, status, admin_identity, created_ms"
 _APPLICATION_COLUMNS = "prefix, enterprise_id, state, hosted, applied_by, updated_ms"
@@ -178,7 +190,7 @@ _TRANSITION = (
 
 def _account(row: tuple[Any, ...]) -> Account:
     return Account(
-        row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), int(row[7])
+        row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), int(row[7]), int(row[8])
     )  # fmt: skip
 
 
@@ -210,10 +222,10 @@ class StatementRepository:
         a = account
         return await self._write(
             Statement(
-                f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                f"INSERT INTO accounts ({_ACCOUNT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (username) DO NOTHING RETURNING username",
                 (a.username, a.password_hash, a.v1_digest, a.role, a.enterprise_id,
-                 a.identity, int(a.enabled), a.created_ms),
+                 a.identity, int(a.enabled), a.created_ms, a.logins_after_ms),
                 guard=True,
             )
         )  # fmt: skip
@@ -233,9 +245,19 @@ class StatementRepository:
             )
         return [_account(r) for r in rows]
 
-    async def set_account_enabled(self, username: str, enabled: bool) -> bool:
-        sql = "UPDATE accounts SET enabled = ? WHERE username = ? RETURNING username"
-        return await self._write(Statement(sql, (int(enabled), username), guard=True))
+    async def set_account_enabled(
+        self, username: str, enabled: bool, *, now_ms: int | None = None
+    ) -> bool:
+        if enabled:
+            sql = "UPDATE accounts SET enabled = 1 WHERE username = ? RETURNING username"
+            return await self._write(Statement(sql, (username,), guard=True))
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        sql = (
+            "UPDATE accounts SET enabled = 0, logins_after_ms ="
+            " CASE WHEN logins_after_ms > ? THEN logins_after_ms ELSE ? END"
+            " WHERE username = ? RETURNING username"
+        )
+        return await self._write(Statement(sql, (now, now, username), guard=True))
 
     async def add_enterprise(self, enterprise: Enterprise) -> bool:
         e = enterprise
