@@ -22,7 +22,9 @@ returns None and the request goes the ordinary way, which reads the record again
 
 Like the ordinary path, an answer counts one resolution in the statistics, times the store
 read in the metrics and, inside the HTTP response cache (:mod:`idnode.http.respcache`),
-notes the handle's change counters before the read and marks the answer cacheable.
+notes the handle's change counters before the read and marks the answer cacheable
+(:func:`read_public` and :func:`settle`, which the browser proxy's
+:mod:`idnode.http.fastproxy` uses too).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import json
 import re
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from json.encoder import encode_basestring
 from typing import Literal
 
@@ -50,7 +52,7 @@ from idnode.server.fastpath import resolver_for
 from idnode.server.respcache import NOTE
 from idnode.store import records as rec
 
-__all__ = ["answer", "values_json"]
+__all__ = ["answer", "read_public", "settle", "values_json"]
 
 _string: Callable[[str], str] = encode_basestring  # json.dumps's escaping (ensure_ascii=False)
 
@@ -166,27 +168,25 @@ def values_json(record: bytes, selected: list[rec.Scanned]) -> str:
     return "[" + ",".join(out) + "]"
 
 
-async def answer(
-    dispatcher: Dispatcher, request: Request, rest: str, params: Params
-) -> Response | None:
-    """The answer to the API request for handle path ``rest`` (raw, after
-    ``/api/handles/``), made from the stored record; None when it is not one this module
-    makes (see the module docstring)."""
-    if request.method not in ("GET", "HEAD") or "authorization" in request.headers:
-        return None
-    try:
-        handle = decode_path(rest)
-        indexes = params.indexes() or ()
-    except HTTPError:
-        return None  # the ordinary path makes the error
-    if not handle:
-        return None
+async def read_public(
+    dispatcher: Dispatcher,
+    handle: str,
+    indexes: Sequence[int],
+    types: Sequence[str],
+    *,
+    public_only: bool,
+) -> tuple[bytes, list[rec.Scanned]] | None:
+    """The stored record of ``handle`` and the values an anonymous resolution of it shows
+    (:func:`~idnode.store.records.public_selection`), read as the dispatcher reads it: for a
+    handle this node serves (:class:`~idnode.server.fastpath.FastResolver`), the handle's
+    change counters noted in the HTTP response cache's note before the read, the read timed
+    in the metrics. None when the handle is not served here, the record is absent or the
+    answer is not that plain (nothing to note then). The caller answers from the record or
+    declines, and says which with :func:`settle`."""
     store = dispatcher.store
     get_record: Callable[[str], Awaitable[bytes | None]] | None = getattr(store, "get_record", None)
     if get_record is None or not await resolver_for(dispatcher).served(handle):
         return None
-    types = params.all("type")
-    public_only = params.flag("publicOnly") if params.first("publicOnly") is not None else True
     respcache = dispatcher.respcache
     note = None if respcache is None else NOTE.get()
     if note is not None and respcache is not None:
@@ -207,18 +207,51 @@ async def answer(
         else rec.public_selection(record, indexes, types, public_only=public_only)
     )
     if record is None or selected is None:
-        if note is not None:
-            # The ordinary path reads again and notes that read: one read in all, so
-            # that an answer it may keep is kept (a stamp noted here can only make the
-            # entry stale sooner).
-            note.reads -= 1
+        settle(dispatcher, handle, answered=False)
         return None
+    return record, selected
+
+
+def settle(dispatcher: Dispatcher, handle: str, *, answered: bool) -> None:
+    """After :func:`read_public` gave a record: ``answered`` from it, count the resolution
+    and mark the read cacheable (what any anonymous requester sees, from this record alone);
+    else forget the noted read, since the ordinary path reads again and notes that read (one
+    read in all, so that an answer it may keep is kept; a stamp noted here can only make the
+    entry stale sooner)."""
+    note = None if dispatcher.respcache is None else NOTE.get()
+    if answered:
+        dispatcher.counter.resolved(handle)
+        if note is not None:
+            note.cacheable = True
+    elif note is not None:
+        note.reads -= 1
+
+
+async def answer(
+    dispatcher: Dispatcher, request: Request, rest: str, params: Params
+) -> Response | None:
+    """The answer to the API request for handle path ``rest`` (raw, after
+    ``/api/handles/``), made from the stored record; None when it is not one this module
+    makes (see the module docstring)."""
+    if request.method not in ("GET", "HEAD") or "authorization" in request.headers:
+        return None
+    try:
+        handle = decode_path(rest)
+        indexes = params.indexes() or ()
+    except HTTPError:
+        return None  # the ordinary path makes the error
+    if not handle:
+        return None
+    types = params.all("type")
+    public_only = params.flag("publicOnly") if params.first("publicOnly") is not None else True
+    found = await read_public(dispatcher, handle, indexes, types, public_only=public_only)
+    if found is None:
+        return None
+    record, selected = found
     text = (
         f'{{"responseCode":1,"handle":{_string(handle)},"values":{values_json(record, selected)}}}'
     )
-    dispatcher.counter.resolved(handle)
-    if note is not None:
-        note.cacheable = True  # what any anonymous requester sees, from this record alone
+    settle(dispatcher, handle, answered=True)
     if params.flag("pretty"):
         return render(params, json.loads(text))
     return render_text(params, text)

@@ -38,6 +38,10 @@ Behaviour of the proxy (``BrowserProxy``):
   prefix doesn't live here"); alias loop or chain too long → 404 ``responseCode 6``.
 * ``HEAD`` is ``GET`` without a body; other methods → 405.
 
+The common case, an anonymous ``GET``/``HEAD`` without a query string redirected by a plain
+public record, is answered from the stored record's bytes by :mod:`idnode.http.fastproxy`
+(the same answer, made without the dispatcher); everything else goes the way above.
+
 Cached: a redirect, a values page or a JSON record of a resolution is kept by the HTTP
 response cache (:mod:`idnode.http.respcache`) when every record it read (the handle and each
 alias followed) was resolved from this node's store, anonymously and not as an instance of a
@@ -56,6 +60,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes, urlencode, urlsplit
 
 from idnode.errors import HandleError
+from idnode.http import fastproxy
 from idnode.http.asgi import Handler, HTTPError, Request, Response, json_response
 from idnode.http.gs1 import DEFAULT_GS1_RULES, GS1Resolver, GS1Rule, gs1_openapi_paths
 from idnode.http.proxy_common import (
@@ -147,6 +152,9 @@ class BrowserProxy:
         self.examples = tuple(examples)
 
     async def __call__(self, request: Request) -> Response:
+        fast = await fastproxy.answer(self.dispatcher, request, self.clock)
+        if fast is not None:
+            return fast.header("vary", "Accept")
         as_json = negotiated_json(request)
         pretty = request.flag("pretty")
         handle: str | None = None
@@ -234,7 +242,8 @@ class BrowserProxy:
             return html_answer(values_page(resolved, root, filtered=filtered))
         append = next((v for k, v in params if k == "urlappend"), "")
         url = target.data.decode("utf-8", "replace").strip() + append
-        response = html_answer(redirect_page(url), 302).header("location", to_uri(url))
+        uri = to_uri(url)
+        response = html_answer(redirect_page(url, uri), 302).header("location", uri)
         lifetime = [*resolved.aliases, target]
         expires = expires_header(lifetime, self.clock())
         if expires is not None:

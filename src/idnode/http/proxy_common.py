@@ -185,6 +185,8 @@ def to_uri(url: str) -> str:
     IDNA-encoded, every other character outside RFC 3986 (non-ASCII, spaces, controls, quotes,
     angle brackets) is percent-encoded, so no stored value can inject a header."""
     url = url.strip()
+    if url.isascii():  # no internationalised host: only escapes to make
+        return quote(url, safe=_URI_SAFE)
     try:
         parts = urlsplit(url)
         host = parts.hostname  # lower-cased by urlsplit

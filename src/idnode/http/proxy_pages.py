@@ -40,10 +40,11 @@ def _handle_link(root: str, handle: str, index: int | None = None) -> str:
     return f'<a href="{esc(href)}">{esc(label)}</a>'
 
 
-def url_link(url: str) -> str:
-    """``url`` as a link when its scheme is safe, else as plain (escaped) text."""
+def url_link(url: str, uri: str | None = None) -> str:
+    """``url`` as a link when its scheme is safe, else as plain (escaped) text; ``uri``:
+    :func:`~idnode.http.proxy_common.to_uri` of ``url`` when the caller has it."""
     if is_safe_url(url):
-        return f'<a href="{esc(to_uri(url))}">{esc(url)}</a>'
+        return f'<a href="{esc(to_uri(url) if uri is None else uri)}">{esc(url)}</a>'
     return esc(url)
 
 
@@ -154,9 +155,9 @@ def values_page(resolved: Resolved, root: str = "", *, filtered: bool = False) -
     return html_page(f"Handle {handle}", "\n".join(parts))
 
 
-def redirect_page(url: str) -> str:
-    """The small body of a redirect: a link to the target."""
-    return html_page("Handle Redirect", f"<p>Redirecting to {url_link(url)}</p>")
+def redirect_page(url: str, uri: str | None = None) -> str:
+    """The small body of a redirect: a link to the target (``uri``: as in :func:`url_link`)."""
+    return html_page("Handle Redirect", f"<p>Redirecting to {url_link(url, uri)}</p>")
 
 
 def query_form_page(root: str = "", examples: Sequence[str] = ()) -> str:

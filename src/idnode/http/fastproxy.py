@@ -1,0 +1,166 @@
+"""The browser proxy's plain redirect answered from the stored record's bytes.
+
+Most proxy requests are a browser following a link: an anonymous ``GET /<handle>`` of a
+record whose first URL value is where it should go. For those the 302 is made straight from
+the stored record (:mod:`idnode.store.records`), without the dispatcher, messages or value
+objects: :func:`answer` reads the record as :mod:`idnode.http.fastjson` does
+(:func:`~idnode.http.fastjson.read_public`: the values an anonymous resolution with the PO
+flag shows), picks the value :func:`~idnode.http.proxy_common.first_url_value` would pick
+from their types, decoding only the URL values' data, and makes the answer of
+:class:`~idnode.http.proxy.BrowserProxy`: the redirect page, ``Location``, ``Expires`` from
+the URL value's TTL. Status, headers and body are those of the ordinary path
+(``tests/http/test_fastproxy.py`` compares them).
+
+Taken by a GET or HEAD with no query string, without ``Authorization`` or ``Cookie``, whose
+``Accept`` header does not ask for JSON, whose path decodes to a handle this node serves under
+a homed prefix, when the record exists, holds no 1001 ``TEMPLATE`` value, shows something and
+only PUBLIC_READ values, none of them an ``HS_ALIAS`` (an alias is followed), and one of them
+a URL value with a safe scheme. Anything else returns None and the request goes the ordinary
+way, which reads the record again.
+
+Like the ordinary path, an answer counts one resolution in the statistics, times the store
+read in the metrics and, inside the HTTP response cache (:mod:`idnode.http.respcache`),
+notes the handle's change counters before the read and vouches for one read, with the
+``Expires`` rule to make again for each hit.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import struct
+import time
+from collections.abc import Callable
+
+from idnode.http.asgi import HTTPError, Request, Response
+from idnode.http.fastjson import read_public, settle
+from idnode.http.proxy_common import (
+    MAX_RECOGNIZED_TTL,
+    expires_at,
+    handle_from_raw_path,
+    html_answer,
+    is_safe_url,
+    negotiated_json,
+    to_uri,
+)
+from idnode.http.proxy_pages import redirect_page
+from idnode.http.respcache import vouch
+from idnode.protocol.values import TTLType
+from idnode.server.dispatch import Dispatcher
+from idnode.store import records as rec
+
+__all__ = ["answer", "redirect_target"]
+
+#: index, timestamp, TTL type, TTL, permissions, length of the type: the fixed head of a value.
+_VALUE_HEAD = struct.Struct(">IIBIBI")
+_U32 = struct.Struct(">I")
+_ABSOLUTE = TTLType.ABSOLUTE
+_MAX_TTL = float(MAX_RECOGNIZED_TTL)
+_LIMIT = 256  # entries of each memory below; emptied when full
+#: Whether an ``Accept`` header asks for JSON (:func:`negotiated_json`), by its text.
+_asks_json: dict[str, bool] = {}
+#: ``Expires`` dates by the second.
+_dates: dict[int, str] = {}
+
+
+def _url_of(record: bytes, value: rec.Scanned) -> tuple[str, int, int]:
+    """The data of ``value`` as the proxy reads a URL, its TTL type and its TTL."""
+    start = value[3]
+    _index, _ts, ttl_type, ttl, _perm, type_len = _VALUE_HEAD.unpack_from(record, start)
+    pos = start + 18 + type_len
+    (length,) = _U32.unpack_from(record, pos)
+    pos += 4
+    return record[pos : pos + length].decode("utf-8", "replace"), ttl_type, ttl
+
+
+def redirect_target(record: bytes, selected: list[rec.Scanned]) -> tuple[str, int, int] | None:
+    """The URL the proxy redirects to among the ``selected`` values of ``record`` (as
+    :func:`~idnode.http.proxy_common.first_url_value` picks it: the first ``URL`` value with
+    a safe URL, else the first such ``URL.*`` value), stripped, with that value's TTL type
+    and TTL; None when there is none or a value is an ``HS_ALIAS`` (followed by the
+    proxy)."""
+    exact: tuple[str, int, int] | None = None
+    sub: tuple[str, int, int] | None = None
+    for value in selected:
+        vtype = value[1].upper()
+        if vtype == "HS_ALIAS":
+            return None
+        if vtype == "URL":
+            if exact is None:
+                found = _url_of(record, value)
+                if is_safe_url(found[0]):
+                    exact = found
+        elif vtype.startswith("URL.") and sub is None and exact is None:
+            found = _url_of(record, value)
+            if is_safe_url(found[0]):
+                sub = found
+    target = exact if exact is not None else sub
+    if target is None:
+        return None
+    return target[0].strip(), target[1], target[2]
+
+
+def _expiry(ttl_type: int, ttl: int) -> tuple[float, float]:
+    """:func:`~idnode.http.proxy_common.expiry` of one value."""
+    if ttl_type == _ABSOLUTE:
+        return float(ttl), _MAX_TTL
+    return math.inf, min(_MAX_TTL, float(ttl))
+
+
+def _http_date(moment: float) -> str:
+    """``email.utils.formatdate(moment, usegmt=True)``, remembered by the second."""
+    second = math.floor(moment)
+    if moment - second >= 0.999999:  # rounded to microseconds, it may be the next second
+        return email.utils.formatdate(moment, usegmt=True)
+    text = _dates.get(second)
+    if text is None:
+        if len(_dates) >= _LIMIT:
+            _dates.clear()
+        text = _dates[second] = email.utils.formatdate(second, usegmt=True)
+    return text
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    wanted = _asks_json.get(accept)
+    if wanted is None:
+        if len(_asks_json) >= _LIMIT:
+            _asks_json.clear()
+        wanted = _asks_json[accept] = negotiated_json(request)
+    return wanted
+
+
+async def answer(
+    dispatcher: Dispatcher, request: Request, clock: Callable[[], float] = time.time
+) -> Response | None:
+    """The proxy's redirect for ``request``, made from the stored record (without the
+    ``Vary`` header the proxy adds to every answer); None when it is not one this module
+    makes (see the module docstring). ``clock``: the proxy's; an answer made with another
+    clock than :func:`time.time` is not vouched for, as on the ordinary path."""
+    if request.method not in ("GET", "HEAD") or request.scope.get("query_string"):
+        return None
+    headers = request.headers
+    if "authorization" in headers or "cookie" in headers or _wants_json(request):
+        return None
+    try:
+        handle = handle_from_raw_path(request)
+    except HTTPError:
+        return None  # the ordinary path makes the error
+    if not handle:
+        return None  # the query form
+    found = await read_public(dispatcher, handle, (), (), public_only=True)
+    if found is None:
+        return None
+    target = redirect_target(*found)
+    if target is None:
+        settle(dispatcher, handle, answered=False)
+        return None
+    url, ttl_type, ttl = target
+    uri = to_uri(url)
+    rule = _expiry(ttl_type, ttl)
+    response = html_answer(redirect_page(url, uri), 302).header("location", uri)
+    response.header("expires", _http_date(expires_at(rule, clock())))
+    settle(dispatcher, handle, answered=True)
+    if clock is time.time:
+        vouch(1, rule)
+    return response
