@@ -99,6 +99,29 @@ class RawResponse:
         return json.loads(self.body)
 
 
+def asgi_scope(
+    method: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]]
+) -> dict[str, Any]:
+    """The ASGI scope of an HTTP/1.1 request for exactly ``raw_path`` (``path`` is its
+    percent-decoded form, as an ASGI server gives it)."""
+    from urllib.parse import unquote_to_bytes
+
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"),
+        "raw_path": raw_path,
+        "query_string": query,
+        "headers": headers,
+        "client": ("127.0.0.1", 40001),
+        "server": ("idnode.test", 80),
+        "root_path": "",
+    }
+
+
 def raw_asgi(
     running: RunningNode,
     app: ASGIApp,
@@ -111,22 +134,7 @@ def raw_asgi(
 ) -> RawResponse:
     """One request with exactly ``raw_path`` (``path`` is its percent-decoded form, as an
     ASGI server gives it), answered by ``app`` on the node's loop."""
-    from urllib.parse import unquote_to_bytes
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"),
-        "raw_path": raw_path,
-        "query_string": query,
-        "headers": headers or [],
-        "client": ("127.0.0.1", 40001),
-        "server": ("idnode.test", 80),
-        "root_path": "",
-    }
+    scope = asgi_scope(method, raw_path, query, headers or [])
     sent: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": body, "more_body": False}]
 

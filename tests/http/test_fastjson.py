@@ -37,7 +37,7 @@ from idnode.protocol.types.hs_admin import AdminRecord
 from idnode.protocol.types.hs_pubkey import PublicKeyData
 from idnode.protocol.types.hs_vlist import ValueList
 from idnode.protocol.values import HandleValue, Reference
-from tests.http.conftest import PREFIX, PREFIX_HANDLE, basic, live_client
+from tests.http.conftest import PREFIX, PREFIX_HANDLE, asgi_scope, basic, live_client
 from tests.server.nodeutil import RunningNode, text_value
 
 _counter = itertools.count()
@@ -169,25 +169,6 @@ Answer = tuple[int, list[tuple[bytes, bytes]], bytes]
 _apps: dict[int, ASGIApp] = {}
 
 
-def _scope(method: str, raw_path: bytes, query: bytes, headers: list[tuple[bytes, bytes]]) -> Any:
-    from urllib.parse import unquote_to_bytes
-
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": unquote_to_bytes(raw_path).decode("utf-8", "replace"),
-        "raw_path": raw_path,
-        "query_string": query,
-        "headers": headers,
-        "client": ("127.0.0.1", 40002),
-        "server": ("idnode.test", 80),
-        "root_path": "",
-    }
-
-
 async def _receive() -> dict[str, Any]:
     return {"type": "http.request", "body": b"", "more_body": False}
 
@@ -295,7 +276,7 @@ def test_fast_answer_equals_ordinary(
         elif header == "authorization":
             value = basic(f"300:{PREFIX_HANDLE}", secret)["Authorization"]
             headers.append((b"authorization", value.encode()))
-        scope = _scope(method, raw_path, urlencode(query).encode(), headers)
+        scope = asgi_scope(method, raw_path, urlencode(query).encode(), headers)
         ordinary = _ordinary(node, scope)
         got = _run(node, _unique(scope))
         assert got == ordinary
@@ -318,7 +299,7 @@ def test_involved_types_render_as_the_codec(node: RunningNode) -> None:
     ]
     handle = f"{PREFIX}/FJ-TYPES"
     node.put_handle(handle, record)
-    scope = _scope("GET", f"/api/handles/{handle}".encode(), b"", [])
+    scope = asgi_scope("GET", f"/api/handles/{handle}".encode(), b"", [])
     ordinary = _ordinary(node, scope)
     fast = _fast(node, scope)
     assert fast is not None and fast.body == ordinary[2]
@@ -349,7 +330,7 @@ def test_timestamps_as_iso_timestamp(ts: int) -> None:
 def test_fast_answers_are_cached_and_invalidated(node: RunningNode) -> None:
     handle = f"{PREFIX}/FJ-CACHED"
     node.put_handle(handle, [text_value(1, "URL", "https://one.example")])
-    scope = _scope("GET", f"/api/handles/{handle}".encode(), b"index=1", [(b"x-c", b"1")])
+    scope = asgi_scope("GET", f"/api/handles/{handle}".encode(), b"index=1", [(b"x-c", b"1")])
     assert _fast(node, scope) is not None
     respcache = node.node.dispatcher.respcache
     assert respcache is not None
@@ -368,19 +349,19 @@ def test_declines_what_it_does_not_make(node: RunningNode) -> None:
     node.put_handle(handle, [text_value(1, "URL", "https://x.example")])
     path = f"/api/handles/{handle}".encode()
     cases = [
-        _scope("POST", path, b"", []),
-        _scope("GET", path, b"", [(b"authorization", b'Handle clientCert="true"')]),
-        _scope("GET", f"/api/handles/{PREFIX}/FJ-ABSENT".encode(), b"", []),
-        _scope("GET", b"/api/handles/99.999/X", b"", []),
-        _scope("GET", f"/api/handles/0.NA/{PREFIX}".encode(), b"", []),
-        _scope("GET", b"/api/handles/%FF", b"", []),
-        _scope("GET", path, b"index=x", []),
-        _scope("GET", path, b"type=NONE", []),
-        _scope("GET", b"/api/handles/", b"prefix=" + PREFIX.encode(), []),
+        asgi_scope("POST", path, b"", []),
+        asgi_scope("GET", path, b"", [(b"authorization", b'Handle clientCert="true"')]),
+        asgi_scope("GET", f"/api/handles/{PREFIX}/FJ-ABSENT".encode(), b"", []),
+        asgi_scope("GET", b"/api/handles/99.999/X", b"", []),
+        asgi_scope("GET", f"/api/handles/0.NA/{PREFIX}".encode(), b"", []),
+        asgi_scope("GET", b"/api/handles/%FF", b"", []),
+        asgi_scope("GET", path, b"index=x", []),
+        asgi_scope("GET", path, b"type=NONE", []),
+        asgi_scope("GET", b"/api/handles/", b"prefix=" + PREFIX.encode(), []),
     ]
     for scope in cases:
         assert _fast(node, scope) is None, scope["raw_path"]
-    assert _fast(node, _scope("GET", path, b"", [])) is not None
+    assert _fast(node, asgi_scope("GET", path, b"", [])) is not None
 
 
 # -- through the real HTTP listener ------------------------------------------------------------

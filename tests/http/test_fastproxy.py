@@ -35,8 +35,8 @@ from idnode.http.proxy_common import expiry, negotiated_json
 from idnode.industry.layout import TEMPLATE_LINK_INDEX, TEMPLATE_LINK_TYPE
 from idnode.protocol.codes import Permission
 from idnode.protocol.values import HandleValue
-from tests.http.conftest import PREFIX, PREFIX_HANDLE, basic, live_client
-from tests.http.test_fastjson import _declined, _run, _scope, _store_reads, _unique
+from tests.http.conftest import PREFIX, PREFIX_HANDLE, asgi_scope, basic, live_client
+from tests.http.test_fastjson import _declined, _run, _store_reads, _unique
 from tests.server.nodeutil import RunningNode, text_value
 
 _counter = itertools.count()
@@ -245,7 +245,7 @@ def test_fast_answer_equals_ordinary(
             headers.append((b"authorization", value.encode()))
         elif header == "cookie":
             headers.append((b"cookie", b"session=x"))
-        scope = _scope(method, _path(handle, spelling), query, headers)
+        scope = asgi_scope(method, _path(handle, spelling), query, headers)
         ordinary = _proxy_answer(node, scope, fast=False)
         got = _proxy_answer(node, scope, fast=True)
         assert (got.status, got.headers, got.body, got.content_type) == (
@@ -286,7 +286,7 @@ def test_http_dates_as_formatdate(moment: float) -> None:
 def test_fast_answers_are_cached_and_invalidated(node: RunningNode) -> None:
     handle = f"{PREFIX}/FP-CACHED"
     node.put_handle(handle, [text_value(1, "URL", "https://one.example")])
-    scope = _scope("GET", f"/{handle}".encode(), b"", [(b"x-c", b"1")])
+    scope = asgi_scope("GET", f"/{handle}".encode(), b"", [(b"x-c", b"1")])
     assert _fast(node, scope) is not None
     respcache = node.node.dispatcher.respcache
     assert respcache is not None
@@ -322,28 +322,28 @@ def test_declines_what_it_does_not_make(node: RunningNode) -> None:
     )
     path = f"/{handle}".encode()
     cases = [
-        _scope("POST", path, b"", []),
-        _scope("OPTIONS", path, b"", []),
-        _scope("GET", path, b"", [(b"authorization", b'Handle clientCert="true"')]),
-        _scope("GET", path, b"", [(b"cookie", b"a=b")]),
-        _scope("GET", path, b"", [(b"accept", b"application/json")]),
-        _scope("GET", path, b"noredirect", []),
-        _scope("GET", path, b"urlappend=x", []),
-        _scope("GET", b"/", b"", []),
-        _scope("GET", f"/{PREFIX}/FP-ABSENT".encode(), b"", []),
-        _scope("GET", b"/99.999/X", b"", []),
-        _scope("GET", f"/0.NA/{PREFIX}".encode(), b"", []),
-        _scope("GET", b"/%FF", b"", []),
-        _scope("GET", f"/{alias}".encode(), b"", []),
-        _scope("GET", f"/{loc}".encode(), b"", []),
-        _scope("GET", f"/{unsafe}".encode(), b"", []),
-        _scope("GET", f"/{private}".encode(), b"", []),
-        _scope("GET", f"/{instance}".encode(), b"", []),
+        asgi_scope("POST", path, b"", []),
+        asgi_scope("OPTIONS", path, b"", []),
+        asgi_scope("GET", path, b"", [(b"authorization", b'Handle clientCert="true"')]),
+        asgi_scope("GET", path, b"", [(b"cookie", b"a=b")]),
+        asgi_scope("GET", path, b"", [(b"accept", b"application/json")]),
+        asgi_scope("GET", path, b"noredirect", []),
+        asgi_scope("GET", path, b"urlappend=x", []),
+        asgi_scope("GET", b"/", b"", []),
+        asgi_scope("GET", f"/{PREFIX}/FP-ABSENT".encode(), b"", []),
+        asgi_scope("GET", b"/99.999/X", b"", []),
+        asgi_scope("GET", f"/0.NA/{PREFIX}".encode(), b"", []),
+        asgi_scope("GET", b"/%FF", b"", []),
+        asgi_scope("GET", f"/{alias}".encode(), b"", []),
+        asgi_scope("GET", f"/{loc}".encode(), b"", []),
+        asgi_scope("GET", f"/{unsafe}".encode(), b"", []),
+        asgi_scope("GET", f"/{private}".encode(), b"", []),
+        asgi_scope("GET", f"/{instance}".encode(), b"", []),
     ]
     for scope in cases:
         assert _fast(node, scope) is None, scope["raw_path"]
     for method in ("GET", "HEAD"):
-        fast = _fast(node, _scope(method, path, b"", [(b"accept", b"text/html")]))
+        fast = _fast(node, asgi_scope(method, path, b"", [(b"accept", b"text/html")]))
         assert fast is not None and fast.status == 302
 
 

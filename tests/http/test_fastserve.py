@@ -9,8 +9,6 @@ import asyncio
 import email.utils
 import json
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -24,6 +22,7 @@ from tests.server.nodeutil import (
     PREFIX,
     RunningNode,
     create_node_dir,
+    modify_in_another_process,
     no_internal_errors,
     running_node,
     text_value,
@@ -276,19 +275,9 @@ def test_write_by_another_process_is_seen_at_once(fs_node: RunningNode) -> None:
     path = f"/api/handles/{handle}"
     fs_node.put_handle(handle, [text_value(1, "URL", "https://example.com/p1")])
     _prime(fs_node, _request(path))
-    script = f"""
-import asyncio
-from idnode.store.sqlite import SQLiteStore
-from idnode.protocol.values import HandleValue
-
-async def main():
-    store = await SQLiteStore.open({fs_node.config.database_location!r})
-    await store.modify_values({handle!r}, [HandleValue(1, "URL", b"https://other.example")])
-    await store.close()
-
-asyncio.run(main())
-"""
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    modify_in_another_process(
+        fs_node.config.database_location, handle, 1, "URL", b"https://other.example"
+    )
     assert _values(_exchange(fs_node, _request(path))[0]) == ["https://other.example"]
 
 

@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -499,3 +501,23 @@ def reconfigure(directory: Path, **changes: Any) -> NodeConfig:
     config = dataclasses.replace(NodeConfig.load(path), **changes)
     path.write_text(config.dump(), encoding="utf-8")
     return NodeConfig.load(path)
+
+
+def modify_in_another_process(
+    database: str, handle: str, index: int, vtype: str, data: bytes
+) -> None:
+    """Set value ``index`` of ``handle`` to (``vtype``, ``data``) from a second process opening
+    the same SQLite file (as ``idnode handle`` or ``idnode import`` run against a node's file)."""
+    script = f"""
+import asyncio
+from idnode.store.sqlite import SQLiteStore
+from idnode.protocol.values import HandleValue
+
+async def main():
+    store = await SQLiteStore.open({database!r})
+    await store.modify_values({handle!r}, [HandleValue({index!r}, {vtype!r}, {data!r})])
+    await store.close()
+
+asyncio.run(main())
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)

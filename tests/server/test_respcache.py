@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +35,7 @@ from tests.server.nodeutil import (
     PRIVATE,
     RunningNode,
     create_node_dir,
+    modify_in_another_process,
     no_internal_errors,
     running_node,
     text_value,
@@ -348,19 +347,9 @@ def test_second_process_write_invalidates(rc_node: RunningNode) -> None:
     against a node's file do) writes; this process's cache sees it at once."""
     handle = HANDLES[2]
     data = _prime(rc_node, handle)
-    script = f"""
-import asyncio
-from idnode.store.sqlite import SQLiteStore
-from idnode.protocol.values import HandleValue
-
-async def main():
-    store = await SQLiteStore.open({rc_node.config.database_location!r})
-    await store.modify_values({handle!r}, [HandleValue(2, "DESC", b"from another process")])
-    await store.close()
-
-asyncio.run(main())
-"""
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    modify_in_another_process(
+        rc_node.config.database_location, handle, 2, "DESC", b"from another process"
+    )
     assert _hit(rc_node, data) is None
     assert _values(_answer(rc_node, data))[2] == b"from another process"
 
