@@ -155,9 +155,17 @@ class Bench:
     # -- servers -----------------------------------------------------------------------------
 
     def idnode(
-        self, size: int, backend: str, data: datasets.IdnodeData, db_pids: Pids | None
+        self,
+        size: int,
+        backend: str,
+        data: datasets.IdnodeData,
+        db_pids: Pids | None,
+        warm: list[Path],
     ) -> None:
+        """Measure idnode on ``data``, after reading the files ``warm`` (its database) into
+        the page cache."""
         server = f"idnode {backend}"
+        print(f"  {server}: {datasets.prewarm([f for f in warm if f.exists()], _mem_available())}")
         port, http_port = free_port(), free_port()
         log = self.work / f"idnode-{backend}-{size}.log"
         if self.args.set:
@@ -287,8 +295,12 @@ class Bench:
             built.append((backend, data, pg.pids if backend == "PostgreSQL" and pg else None))
         csv_path.unlink()
         for backend, data, db_pids in built:
+            if backend == "PostgreSQL" and pg is not None:
+                warm = [pg.server.data / "base"]
+            else:
+                warm = [Path(data.database), Path(data.database + "-wal")]
             try:
-                self.idnode(size, backend, data, db_pids)
+                self.idnode(size, backend, data, db_pids, warm)
             except Exception as exc:  # reported; the other servers still run
                 self.skipped.append(f"idnode {backend} at {size:,}: {exc!r}")
                 print(f"  idnode {backend}: {exc!r}", flush=True)
