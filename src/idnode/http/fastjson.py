@@ -56,8 +56,6 @@ __all__ = ["answer", "read_public", "settle", "values_json"]
 
 _string: Callable[[str], str] = encode_basestring  # json.dumps's escaping (ensure_ascii=False)
 
-#: index, timestamp, TTL type, TTL, permissions, length of the type: the fixed head of a value.
-_VALUE_HEAD = struct.Struct(">IIBIBI")
 _U32 = struct.Struct(">I")
 _RELATIVE = TTLType.RELATIVE
 _DEFAULT_PERMISSIONS = int(DEFAULT_PERMISSIONS)
@@ -146,12 +144,8 @@ def values_json(record: bytes, selected: list[rec.Scanned]) -> str:
     ``selected`` (from :func:`~idnode.store.records.scan_record`, which checked the bytes)."""
     out = []
     for index, vtype, permissions, start, _end in selected:
-        _index, ts, ttl_type, ttl, _perm, type_len = _VALUE_HEAD.unpack_from(record, start)
-        pos = start + 18 + type_len
-        (length,) = _U32.unpack_from(record, pos)
-        pos += 4
-        data = _data_json(vtype, record[pos : pos + length])
-        pos += length
+        ts, ttl_type, ttl, begin, pos = rec.value_parts(record, start)
+        data = _data_json(vtype, record[begin:pos])
         shown = (
             ""
             if permissions == _DEFAULT_PERMISSIONS

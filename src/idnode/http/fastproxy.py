@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import email.utils
 import math
-import struct
 import time
 from collections.abc import Callable
 
@@ -51,9 +50,6 @@ from idnode.store import records as rec
 
 __all__ = ["answer", "redirect_target"]
 
-#: index, timestamp, TTL type, TTL, permissions, length of the type: the fixed head of a value.
-_VALUE_HEAD = struct.Struct(">IIBIBI")
-_U32 = struct.Struct(">I")
 _ABSOLUTE = TTLType.ABSOLUTE
 _MAX_TTL = float(MAX_RECOGNIZED_TTL)
 _LIMIT = 256  # entries of each memory below; emptied when full
@@ -65,12 +61,8 @@ _dates: dict[int, str] = {}
 
 def _url_of(record: bytes, value: rec.Scanned) -> tuple[str, int, int]:
     """The data of ``value`` as the proxy reads a URL, its TTL type and its TTL."""
-    start = value[3]
-    _index, _ts, ttl_type, ttl, _perm, type_len = _VALUE_HEAD.unpack_from(record, start)
-    pos = start + 18 + type_len
-    (length,) = _U32.unpack_from(record, pos)
-    pos += 4
-    return record[pos : pos + length].decode("utf-8", "replace"), ttl_type, ttl
+    _ts, ttl_type, ttl, begin, end = rec.value_parts(record, value[3])
+    return record[begin:end].decode("utf-8", "replace"), ttl_type, ttl
 
 
 def redirect_target(record: bytes, selected: list[rec.Scanned]) -> tuple[str, int, int] | None:

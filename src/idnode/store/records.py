@@ -52,6 +52,7 @@ __all__ = [
     "remove_values_edit",
     "scan_record",
     "scan_start",
+    "value_parts",
 ]
 
 #: The prefix of prefix handles (``0.NA/<prefix>``).
@@ -144,6 +145,18 @@ def scan_record(record: bytes) -> list[Scanned] | None:
     except (struct.error, UnicodeDecodeError):
         return None
     return out if pos == size else None
+
+
+def value_parts(record: bytes, start: int) -> tuple[int, int, int, int, int]:
+    """Timestamp, TTL type, TTL, and where the data starts and ends, of the value whose
+    encoded bytes start at ``start`` in ``record`` (a :data:`Scanned` value's start, so
+    :func:`scan_record` has checked the bytes)."""
+    _index, timestamp, ttl_type, ttl, _permissions, type_len = _VALUE_HEAD.unpack_from(
+        record, start
+    )
+    pos = start + 18 + type_len
+    (length,) = _U32.unpack_from(record, pos)
+    return timestamp, ttl_type, ttl, pos + 4, pos + 4 + length
 
 
 def _type_matches(mine: str, wanted: Sequence[str]) -> bool:
