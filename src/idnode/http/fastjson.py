@@ -34,9 +34,8 @@ import json
 import re
 import struct
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring
-from typing import Literal
 
 from idnode.http.asgi import HTTPError, Request, Response
 from idnode.http.common import Params, decode_path, render, render_text
@@ -48,7 +47,7 @@ from idnode.protocol.types.hs_site import SiteInfo
 from idnode.protocol.types.hs_vlist import ValueList
 from idnode.protocol.values import DEFAULT_PERMISSIONS, TTLType
 from idnode.server.dispatch import Dispatcher
-from idnode.server.fastpath import resolver_for
+from idnode.server.fastpath import read_record, resolver_for
 from idnode.server.respcache import NOTE
 from idnode.store import records as rec
 
@@ -177,30 +176,14 @@ async def read_public(
     in the metrics. None when the handle is not served here, the record is absent or the
     answer is not that plain (nothing to note then). The caller answers from the record or
     declines, and says which with :func:`settle`."""
-    store = dispatcher.store
-    get_record: Callable[[str], Awaitable[bytes | None]] | None = getattr(store, "get_record", None)
-    if get_record is None or not await resolver_for(dispatcher).served(handle):
+    if not await resolver_for(dispatcher).served(handle):
         return None
-    respcache = dispatcher.respcache
-    note = None if respcache is None else NOTE.get()
-    if note is not None and respcache is not None:
-        respcache.begin(note, handle)  # before the read (see respcache)
-    metrics = dispatcher.metrics
-    started = time.perf_counter() if metrics is not None else 0.0
-    try_get_record: Callable[[str], bytes | Literal[False] | None] | None = getattr(
-        store, "try_get_record", None
-    )
-    record = False if try_get_record is None else try_get_record(handle)
-    if record is False:  # no synchronous read, or the database is busy
-        record = await get_record(handle)
-    if metrics is not None:
-        metrics.store_call("get_record", time.perf_counter() - started)
+    note = None if dispatcher.respcache is None else NOTE.get()
+    record = await read_record(dispatcher, handle, note)
     selected = (
-        None
-        if not record
-        else rec.public_selection(record, indexes, types, public_only=public_only)
+        rec.public_selection(record, indexes, types, public_only=public_only) if record else None
     )
-    if record is None or selected is None:
+    if not record or selected is None:
         settle(dispatcher, handle, answered=False)
         return None
     return record, selected

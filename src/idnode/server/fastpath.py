@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Literal
 
 from idnode.protocol.bodies import RawBody, ResolutionRequest
@@ -44,7 +44,7 @@ from idnode.store.base import handle_key, prefix_of
 from idnode.store.generations import Generations
 from idnode.store.homedcache import HOMED_TTL
 
-__all__ = ["FastResolver", "answer", "answer_now"]
+__all__ = ["FastResolver", "answer", "answer_now", "read_record"]
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
@@ -215,9 +215,46 @@ def _response(
     )
 
 
-def _begin(dispatcher: Dispatcher, note: Note | None, handle: str) -> None:
+def _start_read(dispatcher: Dispatcher, note: Note | None, handle: str) -> float:
+    """Before reading ``handle``'s record: note its change counters in ``note`` (see
+    respcache); when the read starts, for the metrics."""
     if note is not None and dispatcher.respcache is not None:
-        dispatcher.respcache.begin(note, handle)  # before the read (see respcache)
+        dispatcher.respcache.begin(note, handle)
+    return time.perf_counter() if dispatcher.metrics is not None else 0.0
+
+
+def _end_read(dispatcher: Dispatcher, started: float) -> None:
+    if dispatcher.metrics is not None:
+        dispatcher.metrics.store_call("get_record", time.perf_counter() - started)
+
+
+async def read_record(dispatcher: Dispatcher, handle: str, note: Note | None) -> bytes | None:
+    """The stored record of ``handle`` (a handle this node serves: :class:`FastResolver`)
+    read for an answer made from it: the read noted in ``note`` before it and timed in the
+    metrics, as the dispatcher's resolution reads it. None if the handle does not exist."""
+    started = _start_read(dispatcher, note, handle)
+    record = await dispatcher.store.get_record(handle)
+    _end_read(dispatcher, started)
+    return record
+
+
+def _from_record(
+    dispatcher: Dispatcher,
+    data: bytes,
+    parsed: tuple[str, tuple[int, ...], tuple[str, ...]],
+    record: bytes | Literal[False] | None,
+    note: Note | None,
+) -> bytes | None:
+    """The response to request ``data`` (``parsed``: its handle, index list and type list)
+    from the handle's stored ``record``; None when the record is absent (an error to make),
+    the database was busy (False), or the answer is not that plain."""
+    if not record:
+        return None
+    handle, indexes, types = parsed
+    values = rec.public_values(
+        record, indexes, types, public_only=bool(_U32.unpack_from(data, 28)[0] & _PO)
+    )
+    return None if values is None else _response(dispatcher, data, handle, values, note)
 
 
 def answer_now(dispatcher: Dispatcher, data: bytes, note: Note | None) -> bytes | None:
@@ -230,47 +267,18 @@ def answer_now(dispatcher: Dispatcher, data: bytes, note: Note | None) -> bytes 
     if try_get_record is None:
         return None
     parsed = _parse(data)
-    if parsed is None:
+    if parsed is None or not resolver_for(dispatcher).served_now(parsed[0]):
         return None
-    handle, indexes, types = parsed
-    if not resolver_for(dispatcher).served_now(handle):
-        return None
-    _begin(dispatcher, note, handle)
-    metrics = dispatcher.metrics
-    started = time.perf_counter() if metrics is not None else 0.0
-    record = try_get_record(handle)
-    if metrics is not None:
-        metrics.store_call("get_record", time.perf_counter() - started)
-    if not record:  # absent (an error to make), or the database is busy
-        return None
-    values = rec.public_values(
-        record, indexes, types, public_only=bool(_U32.unpack_from(data, 28)[0] & _PO)
-    )
-    return None if values is None else _response(dispatcher, data, handle, values, note)
+    started = _start_read(dispatcher, note, parsed[0])
+    record = try_get_record(parsed[0])
+    _end_read(dispatcher, started)
+    return _from_record(dispatcher, data, parsed, record, note)
 
 
 async def answer(dispatcher: Dispatcher, data: bytes, note: Note | None) -> bytes | None:
     """:func:`answer_now`, awaiting the store and the check of the handle's prefix."""
-    get_record: Callable[[str], Awaitable[bytes | None]] | None = getattr(
-        dispatcher.store, "get_record", None
-    )
-    if get_record is None:
-        return None
     parsed = _parse(data)
-    if parsed is None:
+    if parsed is None or not await resolver_for(dispatcher).served(parsed[0]):
         return None
-    handle, indexes, types = parsed
-    if not await resolver_for(dispatcher).served(handle):
-        return None
-    _begin(dispatcher, note, handle)
-    metrics = dispatcher.metrics
-    started = time.perf_counter() if metrics is not None else 0.0
-    record = await get_record(handle)
-    if metrics is not None:
-        metrics.store_call("get_record", time.perf_counter() - started)
-    if not record:
-        return None
-    values = rec.public_values(
-        record, indexes, types, public_only=bool(_U32.unpack_from(data, 28)[0] & _PO)
-    )
-    return None if values is None else _response(dispatcher, data, handle, values, note)
+    record = await read_record(dispatcher, parsed[0], note)
+    return _from_record(dispatcher, data, parsed, record, note)

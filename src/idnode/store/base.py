@@ -58,6 +58,11 @@ class HandleStore(Protocol):
         """All values of ``handle`` ordered by index, or None if the handle does not exist."""
         ...
 
+    async def get_record(self, handle: str) -> bytes | None:
+        """The stored record of ``handle`` (the wire form of its value list,
+        :func:`~idnode.store.records.encode`), or None if the handle does not exist."""
+        ...
+
     async def create_handle(
         self, handle: str, values: Sequence[HandleValue], *, overwrite: bool = False
     ) -> None:
