@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from idnode.http import fastproxy
-from idnode.http.asgi import Request, Response
+from idnode.http.asgi import Request, Response, http_date
 from idnode.http.proxy import BrowserProxy
 from idnode.http.proxy_common import expiry, negotiated_json
 from idnode.industry.layout import TEMPLATE_LINK_INDEX, TEMPLATE_LINK_TYPE
@@ -277,7 +277,7 @@ def test_expiry_as_the_proxy(ttl_type: int, ttl: int) -> None:
 @given(st.floats(0, 2**32 + 172_800, allow_nan=False) | st.integers(0, 2**32).map(float))
 def test_http_dates_as_formatdate(moment: float) -> None:
     for at in (moment, math.floor(moment) + 0.9999996, math.floor(moment) + 0.9999994):
-        assert fastproxy._http_date(at) == email.utils.formatdate(at, usegmt=True)
+        assert http_date(at) == email.utils.formatdate(at, usegmt=True)
 
 
 # -- the response cache ----------------------------------------------------------------------

@@ -14,8 +14,10 @@ Every error an HTTP handler raises becomes one JSON shape (spec §5, pinned by a
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = [
     "Response",
     "Router",
     "html_response",
+    "http_date",
     "json_response",
 ]
 
@@ -99,6 +102,24 @@ class Response:
 def json_response(data: Any, status: int = 200, *, pretty: bool = False) -> Response:
     text = json.dumps(data, ensure_ascii=False, indent=2 if pretty else None)
     return Response(status, text.encode("utf-8"))
+
+
+#: HTTP dates made lately, by the second (:func:`http_date`).
+_DATES: dict[int, str] = {}
+
+
+def http_date(moment: float) -> str:
+    """``email.utils.formatdate(moment, usegmt=True)``, the HTTP date of ``moment``,
+    remembered by the second: answers made within the same second share the text."""
+    second = math.floor(moment)
+    if moment - second >= 0.999999:  # rounded to microseconds, it may be the next second
+        return email.utils.formatdate(moment, usegmt=True)
+    text = _DATES.get(second)
+    if text is None:
+        if len(_DATES) >= 256:
+            _DATES.clear()
+        text = _DATES[second] = email.utils.formatdate(second, usegmt=True)
+    return text
 
 
 def html_response(html: str, status: int = 200) -> Response:

@@ -26,12 +26,11 @@ notes the handle's change counters before the read and vouches for one read, wit
 
 from __future__ import annotations
 
-import email.utils
 import math
 import time
 from collections.abc import Callable
 
-from idnode.http.asgi import HTTPError, Request, Response
+from idnode.http.asgi import HTTPError, Request, Response, http_date
 from idnode.http.fastjson import read_public, settle
 from idnode.http.proxy_common import (
     MAX_RECOGNIZED_TTL,
@@ -55,8 +54,6 @@ _MAX_TTL = float(MAX_RECOGNIZED_TTL)
 _LIMIT = 256  # entries of each memory below; emptied when full
 #: Whether an ``Accept`` header asks for JSON (:func:`negotiated_json`), by its text.
 _asks_json: dict[str, bool] = {}
-#: ``Expires`` dates by the second.
-_dates: dict[int, str] = {}
 
 
 def _url_of(record: bytes, value: rec.Scanned) -> tuple[str, int, int]:
@@ -99,19 +96,6 @@ def _expiry(ttl_type: int, ttl: int) -> tuple[float, float]:
     return math.inf, min(_MAX_TTL, float(ttl))
 
 
-def _http_date(moment: float) -> str:
-    """``email.utils.formatdate(moment, usegmt=True)``, remembered by the second."""
-    second = math.floor(moment)
-    if moment - second >= 0.999999:  # rounded to microseconds, it may be the next second
-        return email.utils.formatdate(moment, usegmt=True)
-    text = _dates.get(second)
-    if text is None:
-        if len(_dates) >= _LIMIT:
-            _dates.clear()
-        text = _dates[second] = email.utils.formatdate(second, usegmt=True)
-    return text
-
-
 def _wants_json(request: Request) -> bool:
     accept = request.headers.get("accept", "")
     wanted = _asks_json.get(accept)
@@ -151,7 +135,7 @@ async def answer(
     uri = to_uri(url)
     rule = _expiry(ttl_type, ttl)
     response = html_answer(redirect_page(url, uri), 302).header("location", uri)
-    response.header("expires", _http_date(expires_at(rule, clock())))
+    response.header("expires", http_date(expires_at(rule, clock())))
     settle(dispatcher, handle, answered=True)
     if clock is time.time:
         vouch(1, rule)

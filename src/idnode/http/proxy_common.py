@@ -11,7 +11,6 @@ native client sees: values with PUBLIC_READ, and attribute values the data permi
 
 from __future__ import annotations
 
-import email.utils
 import html
 import math
 import re
@@ -20,7 +19,14 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from idnode.errors import HandleError, HandleNotFound, ValuesNotFound
-from idnode.http.asgi import STATUS_FOR_CODE, HTTPError, Request, Response, json_response
+from idnode.http.asgi import (
+    STATUS_FOR_CODE,
+    HTTPError,
+    Request,
+    Response,
+    http_date,
+    json_response,
+)
 from idnode.protocol.bodies import ResolutionRequest, ResolutionResponse
 from idnode.protocol.codes import OpCode, OpFlag, ResponseCode
 from idnode.protocol.message import Message
@@ -241,7 +247,7 @@ def expires_header(values: Iterable[HandleValue], now: float) -> str | None:
     rule = expiry(values)
     if rule is None:
         return None
-    return email.utils.formatdate(expires_at(rule, now), usegmt=True)
+    return http_date(expires_at(rule, now))
 
 
 # -- resolution ------------------------------------------------------------------------------

@@ -28,14 +28,13 @@ An ``Expires`` header the handler computed from TTLs is computed again for each 
 
 from __future__ import annotations
 
-import email.utils
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
-from idnode.http.asgi import ASGIApp, Receive, Scope, Send
+from idnode.http.asgi import ASGIApp, Receive, Scope, Send, http_date
 from idnode.http.metrics import route_of
 from idnode.server.dispatch import Dispatcher
 from idnode.server.respcache import NOTE, Admission, Note
@@ -193,7 +192,6 @@ class HTTPCache:
         self._entries: OrderedDict[bytes, CachedAnswer] = OrderedDict()
         self._bytes = 0
         self.admission = Admission(self.max_entries)  # once full, as the native cache
-        self._dates: dict[int, bytes] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -223,14 +221,8 @@ class HTTPCache:
     def expires(self, entry: CachedAnswer) -> bytes:
         """The ``Expires`` value of ``entry`` answered now."""
         assert entry.expires is not None
-        at = entry.expires[0]
-        moment = int(min(at, time.time() + entry.expires[1]))
-        text = self._dates.get(moment)
-        if text is None:
-            if len(self._dates) > 256:
-                self._dates.clear()
-            text = self._dates[moment] = email.utils.formatdate(moment, usegmt=True).encode()
-        return text
+        at, within = entry.expires
+        return http_date(min(at, time.time() + within)).encode()
 
     def headers(self, entry: CachedAnswer) -> list[tuple[bytes, bytes]]:
         """``entry``'s headers as the application would send them now."""
