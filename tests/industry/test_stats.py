@@ -129,6 +129,51 @@ def test_flusher_counts_resolutions_and_logged_registrations(location: str) -> N
     asyncio.run(go())
 
 
+def test_the_store_counts_registrations_a_page_at_a_time(location: str) -> None:
+    async def go() -> None:
+        store = await _open(location)
+        try:
+            record = encode_record([HandleValue(1, "URL", b"x")])
+            await store.create_records([("88.118.8/A", record), ("88.118.8/b", record)])
+            await store.add_values("88.118.8/A", [HandleValue(2, "URL", b"y")])  # an update
+            await store.create_records([("0.NA/77.1", record), ("88.118.8/C/D", record)])
+            await store.delete_handle("88.118.8/b")
+            first = await store.registrations(0, 3)  # creates A and b, the update of A
+            assert (first.entries, first.counts) == (3, [DayCount("88.118.8", TODAY, 0, 2)])
+            rest = await store.registrations(first.last, 3)  # 0.NA/77.1, C/D, the delete
+            assert rest.entries == 3 and rest.last > first.last
+            assert sorted(rest.counts, key=lambda c: c.prefix) == [
+                DayCount("0.NA", TODAY, 0, 1),
+                DayCount("88.118.8", TODAY, 0, 1),
+            ]
+            assert await store.registrations(rest.last, 3) == ([], 0, rest.last)
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
+def test_the_flusher_reads_the_log_over_several_pages(location: str) -> None:
+    async def go() -> None:
+        store = await _open(location)
+        try:
+            record = encode_record([HandleValue(1, "URL", b"x")])
+            await store.create_records([(f"88.118.8/N{n}", record) for n in range(7)])
+            await store.create_records([("77.1/M", record)])
+            counter = ResolutionCounter()
+            counter.resolved("77.1/M")
+            await StatsFlusher(store, counter, page=3).flush()
+            assert await store.stats() == [
+                DayCount("77.1", TODAY, 1, 1),
+                DayCount("88.118.8", TODAY, 0, 7),
+            ]
+            assert await store.stats_position() == (await store.txn_log_state()).last_txn_id
+        finally:
+            await store.close()
+
+    asyncio.run(go())
+
+
 def test_a_failed_flush_gives_the_counts_back(tmp_path: Path) -> None:
     async def go() -> None:
         store = await SQLiteStore.open(tmp_path / "s.db")

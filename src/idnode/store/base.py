@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 from idnode.protocol.values import HandleValue
 
 if TYPE_CHECKING:
-    from idnode.store.stats import ChildReport, DayCount
+    from idnode.store.stats import ChildReport, DayCount, Registrations
     from idnode.store.txnlog import AuditEntry, Change, Txn, TxnLogState
     from idnode.store.writectx import IndexEntry
 
@@ -228,6 +228,12 @@ class HandleStore(Protocol):
 
     async def stats_position(self) -> int:
         """The last transaction-log id whose registrations the statistics hold (0 at first)."""
+        ...
+
+    async def registrations(self, after: int, limit: int) -> Registrations:
+        """The registrations (CREATE_HANDLE entries) among the first ``limit`` log entries
+        with ids above ``after``, counted per prefix and UTC day by the database, so that a
+        node catching up on a large import does not read the entries one by one."""
         ...
 
     async def stats(

@@ -111,7 +111,7 @@ from idnode.store.pgdriver import (
     standby_reads_url,
     to_db,
 )
-from idnode.store.stats import ChildReport, DayCount
+from idnode.store.stats import ChildReport, DayCount, Registrations, day_of
 from idnode.store.txnlog import (
     Action,
     AuditEntry,
@@ -998,6 +998,20 @@ class PostgresStore(rec.ValueEdits):
 
         return await self._run(query, write=False)
 
+    async def registrations(self, after: int, limit: int) -> Registrations:
+        """The registrations among the first ``limit`` log entries after ``after``."""
+
+        async def query(conn: _Conn) -> Registrations:
+            page = await conn.fetchrow(_LOG_PAGE, after, limit)
+            if page is None or not page[0]:
+                return Registrations([], 0, after)
+            entries, last = page
+            rows = await conn.fetch(_REGISTRATIONS, after, last, Action.CREATE_HANDLE)
+            counts = [DayCount(from_db(r[0]), day_of(r[1]), 0, r[2]) for r in rows]
+            return Registrations(counts, entries, last)
+
+        return await self._run(query, write=False)
+
     async def stats(
         self, prefix: str | None = None, since: str | None = None, until: str | None = None
     ) -> list[DayCount]:
@@ -1053,6 +1067,15 @@ _STATS_ADD = (
 )
 _STATS_MOVE = "UPDATE stats_position SET last_txn_id = $1 WHERE id = 1 AND last_txn_id = $2"
 _STATS_POSITION = "SELECT last_txn_id FROM stats_position WHERE id = 1"
+_LOG_PAGE = (
+    "SELECT count(*), max(txn_id) FROM"
+    " (SELECT txn_id FROM txn_log WHERE txn_id > $1 ORDER BY txn_id LIMIT $2) AS page"
+)
+# prefix_of in SQL (split_part gives all of a handle without "/"); the UTC day of date_ms.
+_REGISTRATIONS = (
+    "SELECT split_part(handle, '/', 1), date_ms / 86400000, count(*) FROM txn_log"
+    " WHERE txn_id > $1 AND txn_id <= $2 AND action = $3 GROUP BY 1, 2"
+)
 # NULL parameters match everything.
 _STATS_SELECT = (
     "SELECT prefix, day, resolutions, registrations FROM stats_daily"

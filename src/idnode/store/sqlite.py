@@ -47,7 +47,7 @@ from idnode.store.indexing import (
     write_meta,
 )
 from idnode.store.migrations import migrate
-from idnode.store.stats import ChildReport, DayCount
+from idnode.store.stats import ChildReport, DayCount, Registrations, day_of
 from idnode.store.txnlog import (
     Action,
     AuditEntry,
@@ -765,6 +765,19 @@ class SQLiteStore(rec.ValueEdits):
 
         return await self._read(query)
 
+    async def registrations(self, after: int, limit: int) -> Registrations:
+        """The registrations among the first ``limit`` log entries after ``after``."""
+
+        def query(conn: sqlite3.Connection) -> Registrations:
+            entries, last = conn.execute(_LOG_PAGE, (after, limit)).fetchone()
+            if not entries:
+                return Registrations([], 0, after)
+            rows = conn.execute(_REGISTRATIONS, (after, last, Action.CREATE_HANDLE)).fetchall()
+            counts = [DayCount(prefix, day_of(day), 0, n) for prefix, day, n in rows]
+            return Registrations(counts, entries, last)
+
+        return await self._read(query)
+
     async def stats(
         self, prefix: str | None = None, since: str | None = None, until: str | None = None
     ) -> list[DayCount]:
@@ -819,6 +832,16 @@ _STATS_ADD = (
 )
 _STATS_MOVE = "UPDATE stats_position SET last_txn_id = ? WHERE id = 1 AND last_txn_id = ?"
 _STATS_POSITION = "SELECT last_txn_id FROM stats_position WHERE id = 1"
+_LOG_PAGE = (
+    "SELECT count(*), max(txn_id) FROM"
+    " (SELECT txn_id FROM txn_log WHERE txn_id > ? ORDER BY txn_id LIMIT ?)"
+)
+# prefix_of in SQL: the handle up to its first "/", or all of it; the UTC day of date_ms.
+_REGISTRATIONS = (
+    "SELECT CASE WHEN instr(handle, '/') > 0 THEN substr(handle, 1, instr(handle, '/') - 1)"
+    " ELSE handle END, date_ms / 86400000, count(*) FROM txn_log"
+    " WHERE txn_id > ? AND txn_id <= ? AND action = ? GROUP BY 1, 2"
+)
 _STATS_SELECT = "SELECT prefix, day, resolutions, registrations FROM stats_daily"
 _CHILD_REPORT_PUT = (
     "INSERT INTO child_reports (child, received_ms, report) VALUES (?, ?, ?)"

@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from idnode.store.base import handle_key
 
-__all__ = ["ChildReport", "DayCount", "day_of", "merge_counts", "valid_day"]
+__all__ = ["ChildReport", "DayCount", "Registrations", "day_of", "merge_counts", "valid_day"]
 
 _EPOCH = datetime.date(1970, 1, 1)
 
@@ -38,6 +39,18 @@ class DayCount:
             "resolutions": self.resolutions,
             "registrations": self.registrations,
         }
+
+
+class Registrations(NamedTuple):
+    """The registrations in a page of the transaction log, as the database counted them
+    (``HandleStore.registrations``)."""
+
+    counts: list[DayCount]
+    """CREATE_HANDLE entries per (prefix as written, UTC day), registrations only."""
+    entries: int
+    """Log entries in the page, of any action."""
+    last: int
+    """The id of the page's last entry; the id the page started after when it is empty."""
 
 
 @dataclass(frozen=True, slots=True)
