@@ -506,6 +506,54 @@ def test_keep_alive_then_idle(node: RunningNode) -> None:
     assert IDLE_TIMEOUT * 0.8 <= elapsed < IDLE_TIMEOUT + 1.5
 
 
+def test_pipelined_requests_are_answered_in_order(node: RunningNode) -> None:
+    """Cache hits (answered as the bytes arrive) and requests answered by a task of their
+    own, pipelined on one kept-alive connection, come back in the order sent."""
+    ka = int(OpFlag.PO | OpFlag.KA)
+    missing = raw_message(
+        OpCode.RESOLUTION, resolution_body(f"{PREFIX}/NO-SUCH"), request_id=0xF2, flags=ka
+    )
+    unsupported = raw_message(4242, b"", request_id=0xF4, flags=ka)
+    tcp_exchange(node.port, good_request(0xF0))  # the answer to PV is now in the cache
+    stream = good_request(0xF1, flags=ka) + missing + good_request(0xF3, flags=ka)
+    stream += unsupported + good_request(0xF5, flags=ka) * 3 + good_request(0xF6)
+    replies = split_messages(tcp_exchange(node.port, stream))
+    assert [r.request_id for r in replies] == [0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF5, 0xF5, 0xF6]
+    assert [r.response_code for r in replies] == [
+        ResponseCode.SUCCESS,
+        ResponseCode.HANDLE_NOT_FOUND,
+        ResponseCode.SUCCESS,
+        ResponseCode.OPERATION_NOT_SUPPORTED,
+        *[ResponseCode.SUCCESS] * 4,
+    ]
+
+
+def test_a_peer_not_reading_its_answers_is_dropped(node: RunningNode) -> None:
+    """A client that sends requests but never reads the answers is cut off once the answers
+    have waited ``read_timeout``; the server neither buffers without end nor waits forever."""
+    request = good_request(0xF7, flags=int(OpFlag.PO | OpFlag.KA))
+    reply_length = len(tcp_exchange(node.port, good_request(0xF8)))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", node.port))
+    with sock:
+        sock.setblocking(False)
+        chunk, sent, start = request * 512, 0, time.monotonic()
+        while sent < 64 * 2**20 and time.monotonic() - start < 2.0:
+            try:
+                sent += sock.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except ConnectionError:
+                break
+        assert sent < 64 * 2**20, "the server kept reading requests it could not answer"
+        time.sleep(READ_TIMEOUT + 1.0)
+        sock.setblocking(True)
+        received = recv_all(sock, timeout=10.0)
+    assert len(received) < sent // len(request) * reply_length
+    assert_alive(node)
+
+
 def test_without_keep_alive_one_request_per_connection(node: RunningNode) -> None:
     stream = tcp_exchange(node.port, good_request(0xC1) + good_request(0xC2))
     assert [r.request_id for r in split_messages(stream)] == [0xC1]

@@ -13,7 +13,7 @@ most ``max_connections`` are open at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,12 +23,12 @@ from typing import cast
 from idnode.errors import ProtocolViolation
 from idnode.protocol.codes import OpFlag
 from idnode.protocol.framing import fragment
-from idnode.protocol.message import ENVELOPE_SIZE, Envelope
+from idnode.protocol.message import ENVELOPE_SIZE, HEADER_SIZE, Envelope
 from idnode.server.dispatch import Dispatcher
 from idnode.server.origin import PEER, peer_text
 from idnode.server.wire_io import answer, cached, salvage
 
-__all__ = ["TransportLimits", "UDPServer", "serve_tcp", "serve_udp"]
+__all__ = ["TCPConnection", "TransportLimits", "UDPServer", "serve_tcp", "serve_udp"]
 
 log = logging.getLogger(__name__)
 
@@ -127,93 +127,246 @@ async def serve_tcp(
     *,
     reuse_port: bool = False,
 ) -> asyncio.Server:
-    open_connections = 0
+    """Serve the Handle protocol over TCP on ``host``:``port`` (:class:`TCPConnection`)."""
+    loop = asyncio.get_running_loop()
+    count = _OpenCount()
+    return await loop.create_server(
+        lambda: TCPConnection(dispatcher, limits, count), host, port, reuse_port=reuse_port
+    )
 
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal open_connections
-        if open_connections >= limits.max_connections:
-            writer.close()
+
+class _OpenCount:
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = 0
+
+
+#: Bytes buffered while a request is being answered before reading pauses.
+_READ_LIMIT = 1 << 17
+
+
+class TCPConnection(asyncio.Protocol):
+    """One TCP connection: messages one after another, each answered before the next is
+    looked at.
+
+    A request the response cache answers (:func:`~idnode.server.wire_io.cached`) is answered
+    inside :meth:`data_received`, with no task; any other runs as a task of its own, during
+    which further bytes wait in the buffer (reading pauses beyond ``_READ_LIMIT``). While the
+    peer is not taking what was written (the transport paused writing), nothing more is
+    answered.
+
+    Deadlines (module docstring): ``read_timeout`` from the first byte of a message to its
+    last, and for a peer not taking a response; ``idle_timeout`` from a response (or the
+    connection's start) to the next message's first byte; none while a request is being
+    answered. One timer per connection, re-armed when it fires before the deadline then in
+    force, so a message costs no timer work.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, limits: TransportLimits, count: _OpenCount) -> None:
+        self._dispatcher = dispatcher
+        self._limits = limits
+        self._count = count
+        self._loop = asyncio.get_running_loop()
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._idle_since = 0.0  # when the connection last had nothing to do
+        self._message_since: float | None = None  # first byte of the message being read
+        self._writable: asyncio.Future[None] | None = None  # while writing is paused
+        self._blocked_since = 0.0  # when writing paused
+        self._refusal: str | None = None  # why the envelope read was refused (_refuse)
+        self._paused_reading = False
+        self._eof = False
+        self._context = contextvars.copy_context()  # PEER, for the tasks of this connection
+
+    # -- asyncio callbacks -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._count.open >= self._limits.max_connections:
+            transport.close()
             return
-        open_connections += 1
+        self._transport = cast(asyncio.Transport, transport)
+        self._count.open += 1
+        self._context.run(PEER.set, peer_text(transport.get_extra_info("peername")))
+        self._idle_since = self._loop.time()
+        self._rearm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self._buffer += data
+        if self._message_since is None:
+            self._message_since = self._loop.time()
+            if self._timer is not None and self._timer.when() > self._deadline():
+                self._rearm()
+        if self._task is None and self._writable is None:
+            self._process()
+        if self._transport is not None and len(self._buffer) > _READ_LIMIT:
+            self._transport.pause_reading()
+            self._paused_reading = True
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._task is None and self._writable is None:
+            self._close()
+        return True  # otherwise the transport stays open for the answer being made
+
+    def pause_writing(self) -> None:
+        if self._writable is None:
+            self._writable = self._loop.create_future()
+            self._blocked_since = self._loop.time()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+        if self._task is None:
+            self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._close()
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_exception(ConnectionResetError("connection lost"))
+            writable.exception()  # retrieved here: the answering task may not be waiting
+        if self._task is not None:
+            self._task.cancel()
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Answer the whole messages in the buffer, in order, until one needs a task."""
+        buffer = self._buffer
+        while self._transport is not None and self._task is None and self._writable is None:
+            if self._refusal is not None or len(buffer) < ENVELOPE_SIZE:
+                if self._refusal is not None:
+                    self._refuse()
+                break
+            try:
+                length = Envelope.decode(bytes(buffer[:ENVELOPE_SIZE])).length
+            except ProtocolViolation as exc:
+                self._refusal = exc.message
+                continue
+            end = ENVELOPE_SIZE + length
+            if len(buffer) < end:
+                break
+            message = bytes(buffer[:end])
+            del buffer[:end]
+            now = self._loop.time()
+            self._message_since = now if buffer else None
+            started = time.perf_counter()
+            hit = cached(self._dispatcher, message)
+            if hit is None:
+                self._task = self._loop.create_task(
+                    self._answer(message, started), context=self._context
+                )
+                return
+            self._transport.write(hit[0])
+            if (metrics := self._dispatcher.metrics) is not None:
+                metrics.native("tcp", hit[0], time.perf_counter() - started)
+            if not hit[1] & OpFlag.KA:
+                self._close()
+                return
+            self._idle_since = now
+        if self._transport is None:
+            return
+        if self._eof and self._task is None and self._writable is None:
+            self._close()
+        elif self._paused_reading and len(buffer) <= _READ_LIMIT:
+            self._paused_reading = False
+            self._transport.resume_reading()
+
+    async def _answer(self, message: bytes, started: float) -> None:
+        """Answer ``message`` the ordinary way, then go on with the buffer."""
+        dispatcher = self._dispatcher
+        keep = False
         try:
-            await _connection(dispatcher, reader, writer, limits)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            streams: list[AsyncIterator[bytes]] = []
+            opened = dispatcher.sessions.unwrap(message)  # ENC: decrypt in its session
+            if isinstance(opened, bytes):
+                response, request = await answer(dispatcher, opened, streams)
+                response = dispatcher.sessions.wrap(request, response)
+            else:
+                response, request = opened.encode(), None
+            if response and self._transport is not None:
+                self._transport.write(response)
+                if (metrics := dispatcher.metrics) is not None:
+                    metrics.native("tcp", response, time.perf_counter() - started)
+            if streams:
+                await self._send_stream(streams[0])  # the stream ends the connection
+            else:
+                keep = request is not None and request.has(OpFlag.KA)
+        except (ConnectionError, TimeoutError):
             pass
         except Exception:
             log.exception("TCP connection failed")
         finally:
-            open_connections -= 1
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    return await asyncio.start_server(on_connection, host, port, limit=2**16, reuse_port=reuse_port)
-
-
-async def _connection(
-    dispatcher: Dispatcher,
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    limits: TransportLimits,
-) -> None:
-    PEER.set(peer_text(writer.get_extra_info("peername")))  # this task serves this connection
-    while True:
-        async with asyncio.timeout(limits.idle_timeout):
-            first = await reader.readexactly(1)
-        async with asyncio.timeout(limits.read_timeout):
-            head = first + await reader.readexactly(ENVELOPE_SIZE - 1)
-            try:
-                env = Envelope.decode(head)
-            except ProtocolViolation as exc:
-                # The announced length is over the limit: answer if we can, then hang up.
-                stub = salvage(head + await _peek_header(reader))
-                if stub is not None:
-                    writer.write(dispatcher.protocol_error(stub, exc.message).encode())
-                    await writer.drain()
-                return
-            payload = await reader.readexactly(env.length)
-        started = time.perf_counter()
-        metrics = dispatcher.metrics
-        hit = cached(dispatcher, head + payload)
-        if hit is not None:
-            writer.write(hit[0])
-            if metrics is not None:
-                metrics.native("tcp", hit[0], time.perf_counter() - started)
-            await writer.drain()
-            if not hit[1] & OpFlag.KA:
-                return
-            continue
-        streams: list[AsyncIterator[bytes]] = []
-        opened = dispatcher.sessions.unwrap(head + payload)  # ENC: decrypt in its session
-        if isinstance(opened, bytes):
-            response, request = await answer(dispatcher, opened, streams)
-            response = dispatcher.sessions.wrap(request, response)
-        else:
-            response, request = opened.encode(), None
-        if response:
-            writer.write(response)
-            if metrics is not None:
-                metrics.native("tcp", response, time.perf_counter() - started)
-            await writer.drain()
-        if streams:
-            await _send_stream(writer, streams[0], limits)
-            return  # the stream ends the connection, as with the reference server
-        if request is None or not request.has(OpFlag.KA):
+            self._task = None
+        if not keep:
+            self._close()
             return
+        self._idle_since = self._loop.time()
+        self._process()
 
+    async def _send_stream(self, stream: AsyncIterator[bytes]) -> None:
+        """Write a replication stream; each chunk must be taken by the peer within the read
+        timeout (a stalled mirror does not hold the producer forever)."""
+        async for chunk in stream:
+            if self._transport is None:
+                return
+            self._transport.write(chunk)
+            if self._writable is not None:
+                async with asyncio.timeout(self._limits.read_timeout):
+                    await self._writable
 
-async def _send_stream(
-    writer: asyncio.StreamWriter, stream: AsyncIterator[bytes], limits: TransportLimits
-) -> None:
-    """Write a replication stream; each chunk must be taken by the peer within the read
-    timeout (a stalled mirror does not hold the producer forever)."""
-    async for chunk in stream:
-        writer.write(chunk)
-        async with asyncio.timeout(limits.read_timeout):
-            await writer.drain()
+    def _refuse(self) -> None:
+        """The envelope announced more than a message may hold: once the message header
+        after it is in, answer PROTOCOL_ERROR if that header names a request, then hang up
+        without reading on (no header within the read deadline: hang up)."""
+        if self._transport is None or len(self._buffer) < ENVELOPE_SIZE + HEADER_SIZE:
+            return
+        stub = salvage(bytes(self._buffer[: ENVELOPE_SIZE + HEADER_SIZE]))
+        if stub is not None:
+            message = self._refusal or "message refused"
+            self._transport.write(self._dispatcher.protocol_error(stub, message).encode())
+        self._close()
 
+    # -- deadlines -----------------------------------------------------------------------------
 
-async def _peek_header(reader: asyncio.StreamReader) -> bytes:
-    with contextlib.suppress(asyncio.IncompleteReadError):
-        return await reader.readexactly(24)
-    return b""
+    def _deadline(self) -> float:
+        if self._writable is not None:
+            return self._blocked_since + self._limits.read_timeout
+        if self._task is not None:
+            return self._loop.time() + self._limits.read_timeout  # answering: look later
+        if self._message_since is not None:
+            return self._message_since + self._limits.read_timeout
+        return self._idle_since + self._limits.idle_timeout
+
+    def _rearm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._deadline(), self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._transport is None:
+            return
+        if self._loop.time() < self._deadline():
+            self._rearm()
+        else:  # a peer not taking its responses: drop them rather than wait to flush them
+            self._close(abort=self._writable is not None)
+
+    def _close(self, *, abort: bool = False) -> None:
+        transport, self._transport = self._transport, None
+        if transport is None:
+            return
+        self._count.open -= 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if abort:
+            transport.abort()
+        else:
+            transport.close()
