@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 from idnode.http.asgi import ASGIApp, Receive, Scope, Send, http_date
 from idnode.http.metrics import route_of
 from idnode.server.dispatch import Dispatcher
+from idnode.server.heap import Churn
 from idnode.server.respcache import NOTE, Admission, Note
 
 __all__ = [
@@ -117,8 +118,9 @@ class CachedAnswer(NamedTuple):
     after the status line and uvicorn's default headers (``date``), for the protocol to write
     as it is: ``before`` the ``Expires`` value made for the hit (empty without one), then
     ``after_keep`` or ``after_close`` (the rest, ``connection: close`` added), then the
-    body. Made by :func:`answer_of`. A tuple of bytes, strings and numbers, which the garbage
-    collector stops tracking, so that full collections do not walk every entry."""
+    body. Made by :func:`answer_of`. The cache keeps it as a plain tuple (of bytes, strings and
+    numbers), which the garbage collector stops tracking so that full collections do not walk
+    every entry; it would go on tracking an instance of this subclass."""
 
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
@@ -126,11 +128,16 @@ class CachedAnswer(NamedTuple):
     expires: tuple[float, float] | None
     route: str
     handles: tuple[str, ...]
-    stamps: tuple[tuple[int, tuple[int, int]], ...]
+    stamps: tuple[int, ...]
+    """Per record read: its slot and the slot's two counters when read, one after another
+    (flat, so that the collector can stop tracking the entry in one pass)."""
     before: bytes
     after_keep: bytes
     after_close: bytes
     size: int
+
+
+_SIZE = CachedAnswer._fields.index("size")
 
 
 def answer_of(
@@ -165,7 +172,7 @@ def answer_of(
         expires,
         route,
         tuple(handle for handle, _slot, _stamp in note.seen),
-        tuple((slot, stamp) for _handle, slot, stamp in note.seen),
+        tuple(n for _handle, slot, stamp in note.seen for n in (slot, *stamp)),
         head,
         rest + b"\r\n",
         rest + b"connection: close\r\n\r\n",
@@ -189,9 +196,11 @@ class HTTPCache:
         self.generations = cache.generations
         self.max_entries = cache.max_entries if max_entries is None else max_entries
         self.max_bytes = cache.max_bytes // 2
-        self._entries: OrderedDict[bytes, CachedAnswer] = OrderedDict()
+        # Plain tuples of CachedAnswer's fields (see CachedAnswer), made whole on a hit.
+        self._entries: OrderedDict[bytes, tuple[Any, ...]] = OrderedDict()
         self._bytes = 0
         self.admission = Admission(self.max_entries)  # once full, as the native cache
+        self.churn = Churn()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -199,12 +208,14 @@ class HTTPCache:
     def lookup(self, key: bytes) -> CachedAnswer | None:
         """The current answer kept under ``key`` (a hit, counted), or None; a stale one is
         dropped (counted as stale; the miss is counted by :meth:`miss`)."""
-        entry = self._entries.get(key)
-        if entry is None:
+        kept = self._entries.get(key)
+        if kept is None:
             return None
+        entry = CachedAnswer._make(kept)
         current = self.generations.current
-        for slot, stamp in entry.stamps:
-            if not current(slot, stamp):
+        stamps = iter(entry.stamps)
+        for slot, first, second in zip(stamps, stamps, stamps, strict=True):
+            if not current(slot, (first, second)):
                 self._drop(key)
                 self.counters.stale += 1
                 return None
@@ -263,13 +274,14 @@ class HTTPCache:
             return
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = entry
+        self._entries[key] = tuple(entry)
         self._bytes += entry.size + len(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
+            self.churn.replaced()
 
     def _drop(self, key: bytes) -> None:
-        self._bytes -= self._entries.pop(key).size + len(key)
+        self._bytes -= self._entries.pop(key)[_SIZE] + len(key)
 
 
 def keepable(

@@ -6,13 +6,25 @@ would walk again at every full collection, about 15 ms each on this project's be
 machine, a pause every request waiting meanwhile sees. :func:`settle` collects start-up's
 garbage once and moves what is left out of the collector's sight (``gc.freeze``); objects
 made later are collected as before.
+
+A full cache (:class:`Churn`) is the other source of long pauses. CPython collects the
+youngest generation when the objects it allocated outnumber those it freed by 700. A full
+cache frees an entry for every one it keeps, so that count stands still while its new
+entries, each tracked until a collection looks at it and finds only bytes, strings and
+numbers inside, pile up unexamined: at 10^6 identifiers asked at random, 100,000 of them
+made one young collection take 90 ms. Each cache counts the entries it drops when full and
+collects the youngest generation every :data:`CHURN_EVERY` of them, a fraction of a
+millisecond each time.
 """
 
 from __future__ import annotations
 
 import gc
 
-__all__ = ["settle"]
+__all__ = ["CHURN_EVERY", "Churn", "settle"]
+
+#: Entries a full cache replaces between two collections of the youngest generation.
+CHURN_EVERY = 512
 
 
 def settle() -> None:
@@ -21,3 +33,21 @@ def settle() -> None:
     start and stop many nodes)."""
     gc.collect()
     gc.freeze()
+
+
+class Churn:
+    """The entries a full cache replaced (module docstring): call :meth:`replaced` for each
+    entry dropped to make room for another."""
+
+    __slots__ = ("_left", "every")
+
+    def __init__(self, every: int = CHURN_EVERY) -> None:
+        self.every = every
+        self._left = every
+
+    def replaced(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._left = self.every
+            if gc.isenabled():
+                gc.collect(0)

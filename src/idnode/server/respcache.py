@@ -61,6 +61,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from idnode.protocol.codes import OpCode, OpFlag
+from idnode.server.heap import Churn
 from idnode.store.base import handle_key
 from idnode.store.generations import Generations
 
@@ -191,6 +192,7 @@ class ResponseCache:
         self._entries: OrderedDict[bytes, _Entry] = OrderedDict()
         self._bytes = 0
         self.admission = Admission(max_entries)
+        self.churn = Churn()
         self.hits = 0
         self.misses = 0
         self.stale = 0
@@ -242,6 +244,7 @@ class ResponseCache:
         self._bytes += len(response) + len(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
+            self.churn.replaced()
 
     def _drop(self, key: bytes) -> None:
         entry = self._entries.pop(key)
