@@ -160,7 +160,8 @@ class TCPConnection(asyncio.Protocol):
     last, and for a peer not taking a response; ``idle_timeout`` from a response (or the
     connection's start) to the next message's first byte; none while a request is being
     answered. One timer per connection, re-armed when it fires before the deadline then in
-    force, so a message costs no timer work.
+    force, and brought forward only when part of a message or an answer waits, so a message
+    that arrives whole costs no timer work.
     """
 
     def __init__(self, dispatcher: Dispatcher, limits: TransportLimits, count: _OpenCount) -> None:
@@ -199,11 +200,13 @@ class TCPConnection(asyncio.Protocol):
         self._buffer += data
         if self._message_since is None:
             self._message_since = self._loop.time()
-            if self._timer is not None and self._timer.when() > self._deadline():
-                self._rearm()
         if self._task is None and self._writable is None:
             self._process()
-        if self._transport is not None and len(self._buffer) > _READ_LIMIT:
+        if self._transport is None:
+            return
+        if self._message_since is not None:  # part of a message waits: its deadline holds
+            self._tighten()
+        if len(self._buffer) > _READ_LIMIT:
             self._transport.pause_reading()
             self._paused_reading = True
 
@@ -217,6 +220,7 @@ class TCPConnection(asyncio.Protocol):
         if self._writable is None:
             self._writable = self._loop.create_future()
             self._blocked_since = self._loop.time()
+            self._tighten()
 
     def resume_writing(self) -> None:
         writable, self._writable = self._writable, None
@@ -343,6 +347,11 @@ class TCPConnection(asyncio.Protocol):
         if self._message_since is not None:
             return self._message_since + self._limits.read_timeout
         return self._idle_since + self._limits.idle_timeout
+
+    def _tighten(self) -> None:
+        """Bring the timer forward to the deadline now in force if that is earlier."""
+        if self._timer is not None and self._timer.when() > self._deadline():
+            self._rearm()
 
     def _rearm(self) -> None:
         if self._timer is not None:
