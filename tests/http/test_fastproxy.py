@@ -36,7 +36,7 @@ from idnode.industry.layout import TEMPLATE_LINK_INDEX, TEMPLATE_LINK_TYPE
 from idnode.protocol.codes import Permission
 from idnode.protocol.values import HandleValue
 from tests.http.conftest import PREFIX, PREFIX_HANDLE, asgi_scope, basic, live_client
-from tests.http.test_fastjson import _declined, _run, _store_reads, _unique
+from tests.http.test_fastjson import _declined, _receive, _run, _store_reads, _unique
 from tests.server.nodeutil import RunningNode, text_value
 
 _counter = itertools.count()
@@ -156,10 +156,6 @@ def _proxy_answer(node: RunningNode, scope: dict[str, Any], *, fast: bool) -> Re
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(fastproxy, "answer", _declined)
         return node.call(run())
-
-
-async def _receive() -> dict[str, Any]:
-    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _fast(node: RunningNode, scope: dict[str, Any]) -> Response | None:

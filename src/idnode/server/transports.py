@@ -177,7 +177,7 @@ class TCPConnection(asyncio.Protocol):
         self._message_since: float | None = None  # first byte of the message being read
         self._writable: asyncio.Future[None] | None = None  # while writing is paused
         self._blocked_since = 0.0  # when writing paused
-        self._refusal: str | None = None  # why the envelope read was refused (_refuse)
+        self._refusal: str | None = None  # why the envelope was refused (_refuse)
         self._paused_reading = False
         self._eof = False
         self._context = contextvars.copy_context()  # PEER, for the tasks of this connection
@@ -244,15 +244,17 @@ class TCPConnection(asyncio.Protocol):
         """Answer the whole messages in the buffer, in order, until one needs a task."""
         buffer = self._buffer
         while self._transport is not None and self._task is None and self._writable is None:
-            if self._refusal is not None or len(buffer) < ENVELOPE_SIZE:
-                if self._refusal is not None:
-                    self._refuse()
+            if self._refusal is not None:
+                self._refuse(self._refusal)
+                break
+            if len(buffer) < ENVELOPE_SIZE:
                 break
             try:
                 length = Envelope.decode(bytes(buffer[:ENVELOPE_SIZE])).length
             except ProtocolViolation as exc:
                 self._refusal = exc.message
-                continue
+                self._refuse(exc.message)
+                break
             end = ENVELOPE_SIZE + length
             if len(buffer) < end:
                 break
@@ -267,9 +269,7 @@ class TCPConnection(asyncio.Protocol):
                     self._answer(message, started), context=self._context
                 )
                 return
-            self._transport.write(hit[0])
-            if (metrics := self._dispatcher.metrics) is not None:
-                metrics.native("tcp", hit[0], time.perf_counter() - started)
+            self._send(hit[0], started)
             if not hit[1] & OpFlag.KA:
                 self._close()
                 return
@@ -294,10 +294,8 @@ class TCPConnection(asyncio.Protocol):
                 response = dispatcher.sessions.wrap(request, response)
             else:
                 response, request = opened.encode(), None
-            if response and self._transport is not None:
-                self._transport.write(response)
-                if (metrics := dispatcher.metrics) is not None:
-                    metrics.native("tcp", response, time.perf_counter() - started)
+            if response:
+                self._send(response, started)
             if streams:
                 await self._send_stream(streams[0])  # the stream ends the connection
             else:
@@ -314,6 +312,15 @@ class TCPConnection(asyncio.Protocol):
         self._idle_since = self._loop.time()
         self._process()
 
+    def _send(self, response: bytes, started: float) -> None:
+        """Write ``response`` to a request read at ``started`` (``perf_counter``), timed in
+        the metrics."""
+        if self._transport is None:
+            return
+        self._transport.write(response)
+        if (metrics := self._dispatcher.metrics) is not None:
+            metrics.native("tcp", response, time.perf_counter() - started)
+
     async def _send_stream(self, stream: AsyncIterator[bytes]) -> None:
         """Write a replication stream; each chunk must be taken by the peer within the read
         timeout (a stalled mirror does not hold the producer forever)."""
@@ -325,16 +332,16 @@ class TCPConnection(asyncio.Protocol):
                 async with asyncio.timeout(self._limits.read_timeout):
                     await self._writable
 
-    def _refuse(self) -> None:
-        """The envelope announced more than a message may hold: once the message header
-        after it is in, answer PROTOCOL_ERROR if that header names a request, then hang up
-        without reading on (no header within the read deadline: hang up)."""
+    def _refuse(self, reason: str) -> None:
+        """The envelope was refused for ``reason`` (it announced more than a message may
+        hold): once the message header after it is in, answer PROTOCOL_ERROR if that header
+        names a request, then hang up without reading on (no header within the read deadline:
+        hang up)."""
         if self._transport is None or len(self._buffer) < ENVELOPE_SIZE + HEADER_SIZE:
             return
         stub = salvage(bytes(self._buffer[: ENVELOPE_SIZE + HEADER_SIZE]))
         if stub is not None:
-            message = self._refusal or "message refused"
-            self._transport.write(self._dispatcher.protocol_error(stub, message).encode())
+            self._transport.write(self._dispatcher.protocol_error(stub, reason).encode())
         self._close()
 
     # -- deadlines -----------------------------------------------------------------------------

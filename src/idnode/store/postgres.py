@@ -1002,7 +1002,7 @@ class PostgresStore(rec.ValueEdits):
         """The registrations among the first ``limit`` log entries after ``after``."""
 
         async def query(conn: _Conn) -> Registrations:
-            page = await conn.fetchrow(_LOG_PAGE, after, limit)
+            page = await conn.fetchrow(_PAGE_BOUNDS, after, limit)
             if page is None or not page[0]:
                 return Registrations([], 0, after)
             entries, last = page
@@ -1067,7 +1067,7 @@ _STATS_ADD = (
 )
 _STATS_MOVE = "UPDATE stats_position SET last_txn_id = $1 WHERE id = 1 AND last_txn_id = $2"
 _STATS_POSITION = "SELECT last_txn_id FROM stats_position WHERE id = 1"
-_LOG_PAGE = (
+_PAGE_BOUNDS = (
     "SELECT count(*), max(txn_id) FROM"
     " (SELECT txn_id FROM txn_log WHERE txn_id > $1 ORDER BY txn_id LIMIT $2) AS page"
 )

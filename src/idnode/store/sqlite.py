@@ -769,7 +769,7 @@ class SQLiteStore(rec.ValueEdits):
         """The registrations among the first ``limit`` log entries after ``after``."""
 
         def query(conn: sqlite3.Connection) -> Registrations:
-            entries, last = conn.execute(_LOG_PAGE, (after, limit)).fetchone()
+            entries, last = conn.execute(_PAGE_BOUNDS, (after, limit)).fetchone()
             if not entries:
                 return Registrations([], 0, after)
             rows = conn.execute(_REGISTRATIONS, (after, last, Action.CREATE_HANDLE)).fetchall()
@@ -832,7 +832,7 @@ _STATS_ADD = (
 )
 _STATS_MOVE = "UPDATE stats_position SET last_txn_id = ? WHERE id = 1 AND last_txn_id = ?"
 _STATS_POSITION = "SELECT last_txn_id FROM stats_position WHERE id = 1"
-_LOG_PAGE = (
+_PAGE_BOUNDS = (
     "SELECT count(*), max(txn_id) FROM"
     " (SELECT txn_id FROM txn_log WHERE txn_id > ? ORDER BY txn_id LIMIT ?)"
 )
