@@ -200,13 +200,14 @@ def test_pipelined_answers_keep_their_order(fs_node: RunningNode) -> None:
     cached = _request(f"/api/handles/{PREFIX}/FS-2")
     _prime(fs_node, cached)
     slot = _slot(fs_node)
-    # hit, then an ASGI request (a miss), then the same hit: it must wait for the miss
-    miss = _request(f"/api/handles/{PREFIX}/FS-2?type=URL&n={time.time_ns()}")
+    # hit, then an ASGI request (an absent handle), then the same hit: it must wait
+    miss = _request(f"/api/handles/{PREFIX}/FS-ABSENT?n={time.time_ns()}")
     answered = slot.answered
     first, second, third = _exchange(fs_node, cached + miss + cached, 3)
     assert slot.answered == answered + 1  # the third went the ASGI way behind the second
     assert _without(first, "date") == _without(third, "date")
-    assert json.loads(second.partition(b"\r\n\r\n")[2])["handle"] == f"{PREFIX}/FS-2"
+    assert second.startswith(b"HTTP/1.1 404 ")
+    assert json.loads(second.partition(b"\r\n\r\n")[2])["handle"] == f"{PREFIX}/FS-ABSENT"
     # several hits in one read
     answers = _exchange(fs_node, cached * 5, 5)
     assert len({_without(a, "date") for a in answers}) == 1

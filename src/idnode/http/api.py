@@ -59,11 +59,12 @@ from idnode.http.verify import VerifyApi, verify_openapi_paths
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
 
-__all__ = ["JsonApi", "api_document", "build_app"]
+__all__ = ["CORS_EXPOSE", "JsonApi", "api_document", "build_app"]
 
 _KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE")
 _CORS_ALLOW_HEADERS = "X-Requested-With,Authorization,Origin,Accept,Content-Type"
-_CORS_EXPOSE = "Allow,Location,WWW-Authenticate,Content-Length"
+#: ``Access-Control-Expose-Headers`` of every answer to a request with ``Origin``.
+CORS_EXPOSE = "Allow,Location,WWW-Authenticate,Content-Length"
 
 
 class Endpoint(Protocol):
@@ -153,7 +154,7 @@ class JsonApi:
         except HandleError as exc:
             response = self._error(request, params, to_http_error(exc))
         if "origin" in request.headers:
-            response.header("access-control-expose-headers", _CORS_EXPOSE)
+            response.header("access-control-expose-headers", CORS_EXPOSE)
         return response
 
     async def _answer(self, request: Request, params: Params) -> Response:

@@ -90,11 +90,17 @@ class Response:
         self.headers.append((name, value))
         return self
 
-    async def send(self, send: Send, *, head_only: bool = False) -> None:
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as :meth:`send` sends them: names in lower case, then the content
+        type and length."""
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
         if self.content_type is not None:
             headers.append((b"content-type", self.content_type.encode("latin-1")))
         headers.append((b"content-length", str(len(self.body)).encode()))
+        return headers
+
+    async def send(self, send: Send, *, head_only: bool = False) -> None:
+        headers = self.raw_headers()
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head_only else self.body})
 

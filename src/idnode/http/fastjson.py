@@ -47,11 +47,11 @@ from idnode.protocol.types.hs_site import SiteInfo
 from idnode.protocol.types.hs_vlist import ValueList
 from idnode.protocol.values import DEFAULT_PERMISSIONS, TTLType
 from idnode.server.dispatch import Dispatcher
-from idnode.server.fastpath import read_record, resolver_for
-from idnode.server.respcache import NOTE
+from idnode.server.fastpath import read_record, read_record_now, resolver_for
+from idnode.server.respcache import NOTE, Note
 from idnode.store import records as rec
 
-__all__ = ["answer", "read_public", "settle", "values_json"]
+__all__ = ["answer", "answer_now", "read_public", "settle", "values_json"]
 
 _string: Callable[[str], str] = encode_basestring  # json.dumps's escaping (ensure_ascii=False)
 
@@ -204,6 +204,30 @@ def settle(dispatcher: Dispatcher, handle: str, *, answered: bool) -> None:
         note.reads -= 1
 
 
+def _asked(rest: str, params: Params) -> tuple[str, Sequence[int], list[str], bool] | None:
+    """The handle, index list, type list and ``publicOnly`` of a request for handle path
+    ``rest``, or None when it is not one this module answers (an empty handle, or one the
+    ordinary path makes an error of)."""
+    try:
+        handle = decode_path(rest)
+        indexes = params.indexes() or ()
+    except HTTPError:
+        return None  # the ordinary path makes the error
+    if not handle:
+        return None
+    public_only = params.flag("publicOnly") if params.first("publicOnly") is not None else True
+    return handle, indexes, params.all("type"), public_only
+
+
+def _respond(handle: str, record: bytes, selected: list[rec.Scanned], params: Params) -> Response:
+    text = (
+        f'{{"responseCode":1,"handle":{_string(handle)},"values":{values_json(record, selected)}}}'
+    )
+    if params.flag("pretty"):
+        return render(params, json.loads(text))
+    return render_text(params, text)
+
+
 async def answer(
     dispatcher: Dispatcher, request: Request, rest: str, params: Params
 ) -> Response | None:
@@ -212,23 +236,35 @@ async def answer(
     makes (see the module docstring)."""
     if request.method not in ("GET", "HEAD") or "authorization" in request.headers:
         return None
-    try:
-        handle = decode_path(rest)
-        indexes = params.indexes() or ()
-    except HTTPError:
-        return None  # the ordinary path makes the error
-    if not handle:
+    asked = _asked(rest, params)
+    if asked is None:
         return None
-    types = params.all("type")
-    public_only = params.flag("publicOnly") if params.first("publicOnly") is not None else True
+    handle, indexes, types, public_only = asked
     found = await read_public(dispatcher, handle, indexes, types, public_only=public_only)
     if found is None:
         return None
-    record, selected = found
-    text = (
-        f'{{"responseCode":1,"handle":{_string(handle)},"values":{values_json(record, selected)}}}'
-    )
     settle(dispatcher, handle, answered=True)
-    if params.flag("pretty"):
-        return render(params, json.loads(text))
-    return render_text(params, text)
+    return _respond(handle, *found, params)
+
+
+def answer_now(dispatcher: Dispatcher, rest: str, params: Params, note: Note) -> Response | None:
+    """:func:`answer` to an anonymous ``GET`` or ``HEAD`` made without waiting, for the HTTP
+    server's protocol (:mod:`idnode.http.fastmiss`): the read noted in ``note`` (marked
+    cacheable when answered) rather than in the task's. None when it cannot be made at once
+    (a store without ``try_get_record``, a busy database, a prefix not checked lately: see
+    :func:`~idnode.server.fastpath.answer_now`) or not by this module."""
+    asked = _asked(rest, params)
+    if asked is None:
+        return None
+    handle, indexes, types, public_only = asked
+    if not resolver_for(dispatcher).served_now(handle):
+        return None
+    record = read_record_now(dispatcher, handle, note)
+    if not record:
+        return None
+    selected = rec.public_selection(record, indexes, types, public_only=public_only)
+    if selected is None:
+        return None
+    dispatcher.counter.resolved(handle)
+    note.cacheable = True
+    return _respond(handle, record, selected, params)

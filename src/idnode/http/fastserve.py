@@ -7,7 +7,10 @@ are complete and it is a ``GET`` or ``HEAD`` whose key
 :class:`~idnode.http.respcache.HTTPCache`, it writes that answer's bytes to the transport
 at once: the status line, uvicorn's default headers (``date``), the headers and body the
 application sent when the answer was made (``Expires`` made again), and ``connection: close``
-where uvicorn would add it. No scope, task or ASGI message is made. Everything else goes
+where uvicorn would add it. No scope, task or ASGI message is made. A request that misses
+is answered the same way when the cache can have the application's answer made at once
+(:meth:`~idnode.http.respcache.HTTPCache.answer_miss`: anonymous API resolutions of plain
+records on SQLite, :mod:`idnode.http.fastmiss`), which it keeps. Everything else goes
 uvicorn's way unchanged, and so does a request that could be answered from the cache when:
 
 * an ASGI cycle is still running on the connection (pipelined requests are answered in
@@ -121,7 +124,9 @@ class FastProtocol(GuardedProtocol):
         started = time.perf_counter()
         entry = cache.lookup(key)
         if entry is None:
-            return False
+            entry = cache.answer_miss(key, method, path, query, self.headers)
+            if entry is None:
+                return False
         version = parser.get_http_version()
         keep = version != "1.0" and parser.should_keep_alive()
         slot = self.cache_slot

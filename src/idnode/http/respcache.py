@@ -5,7 +5,8 @@ requests, under the rules of :mod:`idnode.server.respcache`: the JSON API's
 One :class:`HTTPCache` per application serves both ways in: :func:`cached_api` (an ASGI
 wrapper) answers from it and fills it, and the HTTP server's protocol
 (:mod:`idnode.http.fastserve`) answers a hit straight from the parsed request, before any
-ASGI cycle. The server finds the cache through the ``state`` of the ASGI scope: it puts a
+ASGI cycle, and a miss too when the wrapper was given a ``make_now`` that makes the
+application's answer at once (:mod:`idnode.http.fastmiss`), keeping it as the wrapper would. The server finds the cache through the ``state`` of the ASGI scope: it puts a
 :class:`CacheSlot` under :data:`SLOT_KEY` there, and the wrapper puts its cache into it.
 
 Key: :func:`request_key` of the method, the raw path, the query string and every header but
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -45,6 +46,8 @@ __all__ = [
     "CacheSlot",
     "CachedAnswer",
     "HTTPCache",
+    "Made",
+    "MakeNow",
     "cached_api",
     "request_key",
     "vouch",
@@ -58,6 +61,14 @@ _UNCACHED = frozenset(
 )
 _KEPT_STATUS = frozenset({200, 301, 302, 303, 307, 308})
 _EXPIRES = b"expires"
+
+#: An answer made without the application (:attr:`HTTPCache.make_now`): status, headers (as
+#: the application sends them) and body, and the note of the records read for it.
+Made = tuple[int, list[tuple[bytes, bytes]], bytes, Note]
+#: Makes the application's answer to a request that missed, without the application: from
+#: the dispatcher and the request's method, raw path, query string and headers; None when
+#: it cannot (then the application answers).
+MakeNow = Callable[[Dispatcher, bytes, bytes, bytes, list[tuple[bytes, bytes]]], Made | None]
 
 #: The key of the :class:`CacheSlot` in the ASGI scope's ``state``.
 SLOT_KEY = "idnode.http_cache"
@@ -187,7 +198,13 @@ class HTTPCache:
     against the dispatcher's response cache's counters, whose hit, miss and stale figures it
     adds to."""
 
-    def __init__(self, dispatcher: Dispatcher, *, max_entries: int | None = None) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        *,
+        max_entries: int | None = None,
+        make_now: MakeNow | None = None,
+    ) -> None:
         cache = dispatcher.respcache
         if cache is None:
             raise ValueError("the dispatcher has no response cache")
@@ -201,6 +218,7 @@ class HTTPCache:
         self._bytes = 0
         self.admission = Admission(self.max_entries)  # once full, as the native cache
         self.churn = Churn()
+        self.make_now = make_now
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -228,6 +246,31 @@ class HTTPCache:
 
     def miss(self) -> None:
         self.counters.misses += 1
+
+    def answer_miss(
+        self,
+        key: bytes,
+        method: bytes,
+        path: bytes,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+    ) -> CachedAnswer | None:
+        """The answer to a request that missed (``key``; its raw parts), made at once by
+        :attr:`make_now` as the application would make it, and kept as the application's
+        cache wrapper would keep it; None (nothing counted) when it cannot be made so."""
+        if self.make_now is None:
+            return None
+        made = self.make_now(self.dispatcher, method, path, query, headers)
+        if made is None:
+            return None
+        self.miss()
+        status, sent, body, note = made
+        entry = answer_of(status, sent, body, note, None, route_of(path.decode("latin-1")))
+        if _keepable(status, sent, note, _Page(), path):
+            full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
+            if not full or key in self._entries or self.admission.admit(key):
+                self._keep(key, entry)
+        return entry
 
     def expires(self, entry: CachedAnswer) -> bytes:
         """The ``Expires`` value of ``entry`` answered now."""
@@ -264,12 +307,18 @@ class HTTPCache:
         page: _Page,
     ) -> None:
         """Keep an answer the application just sent, if the rules allow (module docstring)."""
-        if not keepable(scope, status, headers, note, page):
+        raw: bytes = scope.get("raw_path") or b""
+        if not _keepable(status, headers, note, page, raw):
             return
         full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
         if full and key not in self._entries and not self.admission.admit(key):
             return
-        entry = answer_of(status, headers, body, note, page.expires, route_of(scope["path"]))
+        self._keep(
+            key, answer_of(status, headers, body, note, page.expires, route_of(scope["path"]))
+        )
+
+    def _keep(self, key: bytes, entry: CachedAnswer) -> None:
+        """Keep ``entry`` under ``key`` (admitted), the least recently used dropped for it."""
         if entry.size > self.max_bytes // 16:
             return
         if key in self._entries:
@@ -284,19 +333,17 @@ class HTTPCache:
         self._bytes -= self._entries.pop(key)[_SIZE] + len(key)
 
 
-def keepable(
-    scope: Scope, status: int, headers: list[tuple[bytes, bytes]], note: Note, page: _Page
+def _keepable(
+    status: int, headers: list[tuple[bytes, bytes]], note: Note, page: _Page, raw_path: bytes
 ) -> bool:
-    """Whether an answer may be kept (module docstring)."""
+    """Whether an answer to a request for ``raw_path`` may be kept (module docstring)."""
     if status not in _KEPT_STATUS or not note.cacheable:
         return False
     if page.reads >= 0:
         if page.reads != note.reads:
             return False
-    else:
-        raw: bytes = scope.get("raw_path") or b""
-        if status != 200 or note.reads != 1 or not raw.startswith(_API) or raw == _API:
-            return False
+    elif status != 200 or note.reads != 1 or not raw_path.startswith(_API) or raw_path == _API:
+        return False
     names = [name.lower() for name, _ in headers]
     if b"content-length" not in names or b"connection" in names:
         return False
@@ -324,14 +371,21 @@ class CacheSlot:
         return self.defaults
 
 
-def cached_api(app: ASGIApp, dispatcher: Dispatcher, *, max_entries: int | None = None) -> ASGIApp:
+def cached_api(
+    app: ASGIApp,
+    dispatcher: Dispatcher,
+    *,
+    max_entries: int | None = None,
+    make_now: MakeNow | None = None,
+) -> ASGIApp:
     """``app`` with its anonymous answers kept in an :class:`HTTPCache` checked against the
     store's change counters (the dispatcher's :class:`ResponseCache`'s); a dispatcher without
     a response cache gets ``app`` unchanged. ``max_entries``: by default the response
-    cache's."""
+    cache's. ``make_now``: makes some of ``app``'s answers to requests that miss, for the
+    server's protocol to write at once (:meth:`HTTPCache.answer_miss`)."""
     if dispatcher.respcache is None:
         return app
-    cache = HTTPCache(dispatcher, max_entries=max_entries)
+    cache = HTTPCache(dispatcher, max_entries=max_entries, make_now=make_now)
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         key = _scope_key(scope)

@@ -44,7 +44,7 @@ from idnode.store.base import handle_key, prefix_of
 from idnode.store.generations import Generations
 from idnode.store.homedcache import HOMED_TTL
 
-__all__ = ["FastResolver", "answer", "answer_now", "read_record"]
+__all__ = ["FastResolver", "answer", "answer_now", "read_record", "read_record_now"]
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
@@ -238,6 +238,23 @@ async def read_record(dispatcher: Dispatcher, handle: str, note: Note | None) ->
     return record
 
 
+def read_record_now(
+    dispatcher: Dispatcher, handle: str, note: Note | None
+) -> bytes | Literal[False] | None:
+    """:func:`read_record` without waiting, for a handle :meth:`FastResolver.served_now`
+    said is served here: False when the store cannot read it so (not SQLite, or the database
+    was busy)."""
+    try_get_record: Callable[[str], bytes | Literal[False] | None] | None = getattr(
+        dispatcher.store, "try_get_record", None
+    )
+    if try_get_record is None:
+        return False
+    started = _start_read(dispatcher, note, handle)
+    record = try_get_record(handle)
+    _end_read(dispatcher, started)
+    return record
+
+
 def _from_record(
     dispatcher: Dispatcher,
     data: bytes,
@@ -261,17 +278,12 @@ def answer_now(dispatcher: Dispatcher, data: bytes, note: Note | None) -> bytes 
     """The response to request ``data`` (which :func:`request_key` accepted), answered
     synchronously from the stored record; None when it cannot be (then :func:`answer` or the
     dispatcher)."""
-    try_get_record: Callable[[str], bytes | Literal[False] | None] | None = getattr(
-        dispatcher.store, "try_get_record", None
-    )
-    if try_get_record is None:
+    if not hasattr(dispatcher.store, "try_get_record"):
         return None
     parsed = _parse(data)
     if parsed is None or not resolver_for(dispatcher).served_now(parsed[0]):
         return None
-    started = _start_read(dispatcher, note, parsed[0])
-    record = try_get_record(parsed[0])
-    _end_read(dispatcher, started)
+    record = read_record_now(dispatcher, parsed[0], note)
     return _from_record(dispatcher, data, parsed, record, note)
 
 

@@ -26,6 +26,7 @@ from idnode.console import mount as mount_console
 from idnode.errors import InvalidValue
 from idnode.http.api import build_app
 from idnode.http.asgi import ASGIApp, Handler
+from idnode.http.fastmiss import api_answer
 from idnode.http.gs1 import GS1Rule
 from idnode.http.metrics import MetricsEndpoint, timed
 from idnode.http.openapi import PathItems
@@ -300,7 +301,7 @@ class Node:
                 extra_routes=self.http_routes,
                 openapi_paths=self.openapi_paths,
             )
-            return cached_api(app, self.dispatcher)
+            return cached_api(app, self.dispatcher, make_now=api_answer)
         public = self.config.metrics == "public"
         endpoint = MetricsEndpoint(self.dispatcher, metrics, public=public)
         routes: list[tuple[str, Handler]] = [("/metrics", endpoint), *self.http_routes]
@@ -310,7 +311,7 @@ class Node:
             extra_routes=routes,
             openapi_paths=self.openapi_paths,
         )
-        return timed(cached_api(app, self.dispatcher), metrics)
+        return timed(cached_api(app, self.dispatcher, make_now=api_answer), metrics)
 
     @property
     def site(self) -> SiteInfo:
