@@ -1,11 +1,13 @@
-"""Misses of ``GET /api/handles/<handle>`` answered by the HTTP server's protocol
-(idnode.http.fastmiss), on a real node over real sockets.
+"""Misses of the JSON API's and the browser proxy's plain resolutions answered by the HTTP
+server's protocol (idnode.http.fastmiss), on a real node over real sockets.
 
-For generated records and requests (the strategies of ``test_fastjson``: GET and HEAD, the
-API's parameters valid or not, ``Origin`` and ``Accept``, handles as stored, in lower case or
-wholly percent-encoded), the answer the protocol makes to a request that misses the cache is
-the application's answer to the same request, byte for byte but for ``date``; the protocol
-makes exactly the answers that are a plain public record (so the test fails if it stops
+For generated records and requests (the strategies of ``test_fastjson`` and
+``test_fastproxy``: GET and HEAD, the API's and the proxy's parameters valid or not,
+``Origin`` and ``Accept`` headers, handles as stored, in lower case or wholly
+percent-encoded), the answer the protocol makes to a request that misses the cache is the
+application's answer to the same request, byte for byte but for ``date`` (and a redirect's
+``Expires``, made within the same second or the next); the protocol makes exactly the
+answers that are a plain public record or a plain redirect (so the tests fail if it stops
 making them) and leaves every other to the application. What it makes is kept in the cache
 and dropped by a write; pipelined requests keep their order whoever answers them.
 """
@@ -24,10 +26,14 @@ from hypothesis import strategies as st
 from idnode.http.respcache import CacheSlot, HTTPCache
 from idnode.protocol.values import HandleValue
 from idnode.server import fastpath
-from tests.http.conftest import PREFIX
+from tests.http import test_fastproxy as proxy_cases
+from tests.http.conftest import PREFIX, asgi_scope
 from tests.http.test_fastjson import _plain, queries, records
+from tests.http.test_fastproxy import _eligible, _same_but_expires, alias_target
 from tests.http.test_fastserve import _read_answers, _without
 from tests.server.nodeutil import RunningNode, text_value
+
+__all__ = ["alias_target"]  # the proxy records' alias target, made for this module too
 
 TIMEOUT = 10.0
 _counter = itertools.count()
@@ -94,8 +100,15 @@ def _by_application(node: RunningNode, data: bytes, *, head: bool = False) -> by
 
 
 def _parts(answer: bytes) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, headers (but ``date``) and body of a whole answer."""
     head, _, body = answer.partition(b"\r\n\r\n")
-    return int(head.split(b" ", 2)[1]), [], body
+    lines = head.split(b"\r\n")
+    headers = []
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() != b"date":
+            headers.append((name.lower(), value.strip()))
+    return int(lines[0].split(b" ", 2)[1]), headers, body
 
 
 def _learn(node: RunningNode, handle: str) -> None:
@@ -151,11 +164,58 @@ def test_made_answer_equals_the_application_s(
         assert by_protocol == plain, (target, method)
 
 
-def test_made_answers_are_kept_and_dropped_by_a_write(node: RunningNode) -> None:
-    handle = f"{PREFIX}/FM-KEPT"
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    proxy_cases.records(),
+    st.lists(
+        st.tuples(
+            st.sampled_from(proxy_cases._QUERIES),
+            st.sampled_from(["GET", "GET", "HEAD"]),
+            st.sampled_from(proxy_cases._ACCEPTS),
+            st.sampled_from(["as stored", "lower", "encoded"]),
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_made_redirect_equals_the_application_s(
+    node: RunningNode,
+    record: list[HandleValue],
+    requests: list[tuple[bytes, str, str | None, str]],
+) -> None:
+    handle = f"{PREFIX}/FM-P-ü-{next(_counter)}"
+    node.put_handle(handle, record)
+    _learn(node, handle)
+    for query, method, accept, spelling in requests:
+        path = proxy_cases._path(handle, spelling).decode()
+        target = path + (f"?{query.decode()}" if query else "")
+        headers = [] if accept is None else [f"Accept: {accept}"]
+        head = method == "HEAD"
+        application = _by_application(node, _request(method, target, headers), head=head)
+        made, by_protocol = _by_protocol(node, _request(method, target, headers), head=head)
+        _same_but_expires(_parts(made), _parts(application))
+        if head:
+            application = _by_application(node, _request("GET", target, headers))
+        scope = asgi_scope(
+            method,
+            path.encode(),
+            query,
+            [] if accept is None else [(b"accept", accept.encode())],
+        )
+        event("made" if by_protocol else "application")
+        assert by_protocol == _eligible(record, scope, _parts(application)[0]), (target, accept)
+
+
+@pytest.mark.parametrize("target", ["/api/handles/{}", "/{}"], ids=["api", "proxy"])
+def test_made_answers_are_kept_and_dropped_by_a_write(node: RunningNode, target: str) -> None:
+    handle = f"{PREFIX}/FM-KEPT-{next(_counter)}"
     node.put_handle(handle, [text_value(1, "URL", "https://one.example")])
     _learn(node, handle)
-    data = f"GET /api/handles/{handle} HTTP/1.1\r\nHost: idnode.test\r\n\r\n".encode()
+    data = f"GET {target.format(handle)} HTTP/1.1\r\nHost: idnode.test\r\n\r\n".encode()
     respcache = node.node.dispatcher.respcache
     assert respcache is not None
     misses, hits = respcache.misses, respcache.hits
@@ -164,7 +224,7 @@ def test_made_answers_are_kept_and_dropped_by_a_write(node: RunningNode) -> None
     assert respcache.misses == misses + 1
     second, by_protocol = _by_protocol(node, data)
     assert by_protocol and respcache.hits == hits + 1
-    assert _without(second, "date") == _without(first, "date")
+    _same_but_expires(_parts(second), _parts(first))
     node.put_handle(handle, [text_value(1, "URL", "https://two.example")])
     third, made = _by_protocol(node, data)
     assert made and b"two.example" in third
@@ -190,14 +250,35 @@ def test_pipelined_requests_keep_their_order(node: RunningNode) -> None:
 @pytest.mark.parametrize(
     "target, headers",
     [
-        ("/api/handles/88.118.8/FM-RAW-\u00fc", []),  # not ASCII: the application decodes it
+        ("/api/handles/88.118.8/FM-RAW-\u00fc", []),  # not ASCII: left to the parser and the router
         ("/api/handles/88.118.8/FM-RAW-%C3%BC?index=x", []),  # an error to make
         ("/api/handles/88.118.8/FM-ABSENT", []),
         ("/api/handles/99.999/FM-RAW", []),  # a prefix not served here
         ("/api/handles/88.118.8/FM-RAW-%C3%BC", ["Cookie: a=b"]),  # no cache key
-        ("/88.118.8/FM-RAW-%C3%BC", []),  # the proxy
+        ("/api%2Fhandles/88.118.8/FM-RAW-%C3%BC", []),  # the proxy's, asking for a handle api/...
+        ("/88.118.8/FM-RAW-%C3%BC?noredirect", []),  # the proxy's page
+        ("/88.118.8/FM-RAW-%C3%BC", ["Accept: application/json"]),  # the proxy's JSON
+        ("/88.118.8/FM-RAW-%FF", []),  # not UTF-8
+        ("/01/09506000134352", []),  # a GS1 Digital Link
+        ("/", []),  # the console's home page
+        ("/console/", []),
+        ("/metrics", []),
     ],
-    ids=["raw-utf8", "bad-index", "absent", "elsewhere", "cookie", "proxy"],
+    ids=[
+        "raw-utf8",
+        "bad-index",
+        "absent",
+        "elsewhere",
+        "cookie",
+        "encoded-api",
+        "proxy-page",
+        "proxy-json",
+        "proxy-not-utf8",
+        "gs1",
+        "home",
+        "console",
+        "metrics",
+    ],
 )
 def test_what_the_protocol_leaves_to_the_application(
     node: RunningNode, target: str, headers: list[str]
@@ -209,4 +290,4 @@ def test_what_the_protocol_leaves_to_the_application(
     answer, made = _by_protocol(node, data)
     assert not made
     application = _by_application(node, data)
-    assert _without(answer, "date", "expires") == _without(application, "date", "expires")
+    _same_but_expires(_parts(answer), _parts(application))

@@ -34,6 +34,7 @@ from idnode.protocol.values import HandleValue, Reference, decode_record, encode
 from idnode.server import fastpath
 from idnode.server.config import NodeConfig
 from idnode.server.wire_io import answer, cached
+from idnode.store.homedcache import HOMED_TTL
 from idnode.store.records import public_values, scan_record
 from tests.pgserver import PostgresServer
 from tests.server.nodeutil import PREFIX, PRIVATE, RunningNode, no_internal_errors, running_node
@@ -310,6 +311,28 @@ def test_unhomed_prefix_is_seen_at_once(fp_node: RunningNode) -> None:
     assert _fast_now(fp_node, data) is None
     assert _fast(fp_node, data) is None
     assert Message.decode(_dispatched(fp_node, data)).response_code != ResponseCode.SUCCESS
+
+
+def test_prefix_in_steady_use_stays_known(fp_node: RunningNode) -> None:
+    """A prefix asked for again and again is checked again in the background before its
+    half second is up, so the synchronous answer never finds it unknown."""
+    handle = f"{PREFIX}/FP-STEADY"
+    now = [1000.0]
+    resolver = fastpath.FastResolver(fp_node.node.dispatcher, clock=lambda: now[0])
+
+    async def steady() -> int:
+        assert await resolver.served(handle)
+        checks = 0
+        for _ in range(40):  # 8 s of requests, 0.2 s apart
+            now[0] += 0.2
+            assert resolver.served_now(handle)
+            pending = list(resolver._checking.values())
+            checks += len(pending)
+            await asyncio.gather(*pending)
+            await asyncio.sleep(0)  # the check's done callback
+        return checks
+
+    assert fp_node.call(steady()) >= 8 / (HOMED_TTL / 2)
 
 
 def test_sqlite_read_does_not_wait_for_a_writer(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""The Handle.Net-compatible HTTP JSON API (spec §5) and :func:`build_app`, the node's whole
-HTTP application.
+"""The Handle.Net-compatible HTTP JSON API (spec §5), and :func:`build_app`, the node's whole
+HTTP application: the routes of :func:`api_router` behind native messages.
 
 ``build_app(dispatcher)`` answers:
 
@@ -59,7 +59,7 @@ from idnode.http.verify import VerifyApi, verify_openapi_paths
 from idnode.protocol.codes import ResponseCode
 from idnode.server.dispatch import Dispatcher
 
-__all__ = ["CORS_EXPOSE", "JsonApi", "api_document", "build_app"]
+__all__ = ["CORS_EXPOSE", "JsonApi", "api_document", "api_router", "build_app"]
 
 _KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE")
 _CORS_ALLOW_HEADERS = "X-Requested-With,Authorization,Origin,Accept,Content-Type"
@@ -203,6 +203,20 @@ def _options(request: Request, allow: tuple[str, ...]) -> Response:
     return response
 
 
+def api_router(
+    dispatcher: Dispatcher,
+    *,
+    sessions: SessionStore | None = None,
+    extra_routes: Iterable[tuple[str, Handler]] = (),
+    openapi_paths: PathItems = (),
+) -> Router:
+    """The routes of the node's HTTP application: the SNMS API, ``/api`` and ``/hrls``, then
+    ``extra_routes``. The application is this router inside
+    :class:`~idnode.http.native.NativeOverHttp`."""
+    api = JsonApi(dispatcher, sessions if sessions is not None else SessionStore(), openapi_paths)
+    return Router([*snms_routes(dispatcher), ("/api", api), ("/hrls", api), *extra_routes])
+
+
 def build_app(
     dispatcher: Dispatcher,
     *,
@@ -210,8 +224,9 @@ def build_app(
     extra_routes: Iterable[tuple[str, Handler]] = (),
     openapi_paths: PathItems = (),
 ) -> ASGIApp:
-    """The node's HTTP application: native messages, ``/api`` and ``/hrls``, then
-    ``extra_routes``."""
-    api = JsonApi(dispatcher, sessions if sessions is not None else SessionStore(), openapi_paths)
-    router = Router([*snms_routes(dispatcher), ("/api", api), ("/hrls", api), *extra_routes])
+    """The HTTP application of :func:`api_router`'s routes, native messages first (what a
+    node serves, without its response cache and metrics)."""
+    router = api_router(
+        dispatcher, sessions=sessions, extra_routes=extra_routes, openapi_paths=openapi_paths
+    )
     return NativeOverHttp(router, dispatcher)

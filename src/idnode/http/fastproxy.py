@@ -29,25 +29,28 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from idnode.http.asgi import HTTPError, Request, Response, http_date
 from idnode.http.fastjson import read_public, settle
 from idnode.http.proxy_common import (
     MAX_RECOGNIZED_TTL,
+    accepts_json,
     expires_at,
     handle_from_raw_path,
     html_answer,
     is_safe_url,
-    negotiated_json,
     to_uri,
 )
 from idnode.http.proxy_pages import redirect_page
 from idnode.http.respcache import vouch
 from idnode.protocol.values import TTLType
 from idnode.server.dispatch import Dispatcher
+from idnode.server.fastpath import read_record_now, resolver_for
+from idnode.server.respcache import Note
 from idnode.store import records as rec
 
-__all__ = ["answer", "redirect_target"]
+__all__ = ["answer", "answer_now", "redirect_target"]
 
 _ABSOLUTE = TTLType.ABSOLUTE
 _MAX_TTL = float(MAX_RECOGNIZED_TTL)
@@ -96,14 +99,24 @@ def _expiry(ttl_type: int, ttl: int) -> tuple[float, float]:
     return math.inf, min(_MAX_TTL, float(ttl))
 
 
-def _wants_json(request: Request) -> bool:
-    accept = request.headers.get("accept", "")
+def _wants_json(accept: str) -> bool:
     wanted = _asks_json.get(accept)
     if wanted is None:
         if len(_asks_json) >= _LIMIT:
             _asks_json.clear()
-        wanted = _asks_json[accept] = negotiated_json(request)
+        wanted = _asks_json[accept] = accepts_json(accept)
     return wanted
+
+
+def _redirect(target: tuple[str, int, int], now: float) -> tuple[Response, tuple[float, float]]:
+    """The proxy's redirect to ``target`` (:func:`redirect_target`) answered at ``now``, and
+    its ``Expires`` rule (:func:`~idnode.http.proxy_common.expiry`)."""
+    url, ttl_type, ttl = target
+    uri = to_uri(url)
+    rule = _expiry(ttl_type, ttl)
+    response = html_answer(redirect_page(url, uri), 302).header("location", uri)
+    response.header("expires", http_date(expires_at(rule, now)))
+    return response, rule
 
 
 async def answer(
@@ -116,7 +129,7 @@ async def answer(
     if request.method not in ("GET", "HEAD") or request.scope.get("query_string"):
         return None
     headers = request.headers
-    if "authorization" in headers or "cookie" in headers or _wants_json(request):
+    if "authorization" in headers or "cookie" in headers or _wants_json(headers.get("accept", "")):
         return None
     try:
         handle = handle_from_raw_path(request)
@@ -131,12 +144,37 @@ async def answer(
     if target is None:
         settle(dispatcher, handle, answered=False)
         return None
-    url, ttl_type, ttl = target
-    uri = to_uri(url)
-    rule = _expiry(ttl_type, ttl)
-    response = html_answer(redirect_page(url, uri), 302).header("location", uri)
-    response.header("expires", http_date(expires_at(rule, clock())))
+    response, rule = _redirect(target, clock())
     settle(dispatcher, handle, answered=True)
     if clock is time.time:
         vouch(1, rule)
     return response
+
+
+def answer_now(
+    dispatcher: Dispatcher, raw: str, accept: str, note: Note
+) -> tuple[Response, tuple[float, float]] | None:
+    """:func:`answer` to an anonymous ``GET`` or ``HEAD`` with no query string, of raw path
+    ``/`` + ``raw`` (latin-1 text) with ``accept`` (the ``Accept`` header, empty if none),
+    made without waiting for the HTTP server's protocol (:mod:`idnode.http.fastmiss`) with the
+    clock :func:`time.time`: the read noted in ``note`` (marked cacheable when answered), the
+    answer's ``Expires`` rule given with it. None when it cannot be made at once (as
+    :func:`~idnode.http.fastjson.answer_now`) or not by this module."""
+    if _wants_json(accept):
+        return None
+    try:
+        handle = unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None  # the ordinary path makes the error
+    if not handle or not resolver_for(dispatcher).served_now(handle):
+        return None
+    record = read_record_now(dispatcher, handle, note)
+    if not record:
+        return None
+    selected = rec.public_selection(record, (), (), public_only=True)
+    target = None if selected is None else redirect_target(record, selected)
+    if target is None:
+        return None
+    dispatcher.counter.resolved(handle)
+    note.cacheable = True
+    return _redirect(target, time.time())

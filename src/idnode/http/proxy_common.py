@@ -40,6 +40,7 @@ __all__ = [
     "MAX_RECOGNIZED_TTL",
     "SAFE_SCHEMES",
     "Resolved",
+    "accepts_json",
     "base_url",
     "error_answer",
     "error_html",
@@ -151,7 +152,12 @@ def negotiated_json(request: Request, json_types: Sequence[str] = ("application/
     """Whether the ``Accept`` header asks for one of ``json_types`` at least as much as for
     HTML. Wildcards (``*/*``) count for HTML: browsers, curl and anything without an opinion
     get the browser answer."""
-    entries = _accept_entries(request.headers.get("accept", ""))
+    return accepts_json(request.headers.get("accept", ""), json_types)
+
+
+def accepts_json(accept: str, json_types: Sequence[str] = ("application/json",)) -> bool:
+    """:func:`negotiated_json` of an ``Accept`` header's text."""
+    entries = _accept_entries(accept)
     json_q = max((q for t, q in entries if t in json_types), default=0.0)
     html_q = max(
         (q for t, q in entries if t in ("text/html", "application/xhtml+xml")), default=0.0

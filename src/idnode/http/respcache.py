@@ -6,7 +6,8 @@ One :class:`HTTPCache` per application serves both ways in: :func:`cached_api` (
 wrapper) answers from it and fills it, and the HTTP server's protocol
 (:mod:`idnode.http.fastserve`) answers a hit straight from the parsed request, before any
 ASGI cycle, and a miss too when the wrapper was given a ``make_now`` that makes the
-application's answer at once (:mod:`idnode.http.fastmiss`), keeping it as the wrapper would. The server finds the cache through the ``state`` of the ASGI scope: it puts a
+application's answer at once (:mod:`idnode.http.fastmiss`), keeping it as the wrapper would.
+The server finds the cache through the ``state`` of the ASGI scope: it puts a
 :class:`CacheSlot` under :data:`SLOT_KEY` there, and the wrapper puts its cache into it.
 
 Key: :func:`request_key` of the method, the raw path, the query string and every header but
@@ -63,8 +64,9 @@ _KEPT_STATUS = frozenset({200, 301, 302, 303, 307, 308})
 _EXPIRES = b"expires"
 
 #: An answer made without the application (:attr:`HTTPCache.make_now`): status, headers (as
-#: the application sends them) and body, and the note of the records read for it.
-Made = tuple[int, list[tuple[bytes, bytes]], bytes, Note]
+#: the application sends them) and body, the note of the records read for it, and what
+#: :func:`vouch` would have been given (``reads`` -1 when not called, ``expires``).
+Made = tuple[int, list[tuple[bytes, bytes]], bytes, Note, int, tuple[float, float] | None]
 #: Makes the application's answer to a request that missed, without the application: from
 #: the dispatcher and the request's method, raw path, query string and headers; None when
 #: it cannot (then the application answers).
@@ -264,9 +266,11 @@ class HTTPCache:
         if made is None:
             return None
         self.miss()
-        status, sent, body, note = made
-        entry = answer_of(status, sent, body, note, None, route_of(path.decode("latin-1")))
-        if _keepable(status, sent, note, _Page(), path):
+        status, sent, body, note, reads, expires = made
+        entry = answer_of(status, sent, body, note, expires, route_of(path.decode("latin-1")))
+        page = _Page()
+        page.reads, page.expires = reads, expires
+        if _keepable(status, sent, note, page, path):
             full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
             if not full or key in self._entries or self.admission.admit(key):
                 self._keep(key, entry)

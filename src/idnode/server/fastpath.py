@@ -27,6 +27,7 @@ a recent answer to "is this prefix served here" (see :class:`FastResolver`); oth
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 import weakref
@@ -60,12 +61,18 @@ class FastResolver:
     database) and trusted while that counter is unchanged and for at most half of
     :data:`~idnode.store.homedcache.HOMED_TTL`: a home or unhome made through idnode's store
     code is seen at once, one made otherwise within the store's own delay plus that half.
+
+    A yes older than a quarter of that is checked again in the background when next used
+    (:meth:`served_now` still answers from it meanwhile), so that a prefix in steady use is
+    never found unknown: each time one was, every request for it until the store had
+    answered went the slower way.
     """
 
     def __init__(self, dispatcher: Dispatcher, *, clock: Callable[[], float] = time.monotonic):
         self.dispatcher = dispatcher
         self._clock = clock
         self._served: dict[str, tuple[float, int]] = {}
+        self._checking: dict[str, asyncio.Task[bool]] = {}  # the background checks
         #: Responses with an empty body by version bytes and op flags (:func:`_template`).
         self.templates: dict[bytes, bytes] = {}
 
@@ -76,18 +83,33 @@ class FastResolver:
     def served_now(self, handle: str) -> bool:
         """Whether ``handle`` is known to be served here without asking the store (False:
         unknown, or not served)."""
-        seen = self._served.get(prefix_of(handle))  # as spelt: a few spellings at most
-        if seen is None or self._clock() - seen[0] > HOMED_TTL / 2:
+        prefix = prefix_of(handle)  # as spelt: a few spellings at most
+        seen = self._served.get(prefix)
+        if seen is None:
             return False
-        if not self.dispatcher.node.owns(handle):
+        age = self._clock() - seen[0]
+        if age > HOMED_TTL / 2 or not self.dispatcher.node.owns(handle):
             return False
         generations = self._generations()
-        return generations is not None and generations.stamp(0)[0] == seen[1]
+        if generations is None or generations.stamp(0)[0] != seen[1]:
+            return False
+        if age > HOMED_TTL / 4 and prefix not in self._checking:
+            task = asyncio.get_running_loop().create_task(self._check(handle))
+            self._checking[prefix] = task
+            task.add_done_callback(lambda done: self._checked(prefix, done))
+        return True
+
+    def _checked(self, prefix: str, task: asyncio.Task[bool]) -> None:
+        del self._checking[prefix]
+        if task.cancelled() or task.exception() is not None or not task.result():
+            self._served.pop(prefix, None)  # asked again by the next request, which says why
 
     async def served(self, handle: str) -> bool:
         """Whether ``handle`` is served here under a homed prefix other than ``0.NA``."""
-        if self.served_now(handle):
-            return True
+        return self.served_now(handle) or await self._check(handle)
+
+    async def _check(self, handle: str) -> bool:
+        """:meth:`served`, asking the store."""
         prefix = prefix_of(handle)
         if handle_key(prefix) == "0.NA" or not self.dispatcher.node.owns(handle):
             return False

@@ -1,8 +1,9 @@
 """A running node: configuration, store, dispatcher and the UDP, TCP and HTTP servers together.
 
-The HTTP application is :func:`idnode.http.api.build_app` (JSON API, native messages over
-HTTP) plus :attr:`Node.http_routes` (e.g. the browser proxy, mounted last as the catch-all
-``("", handler)``) and their OpenAPI path items :attr:`Node.openapi_paths`; set both before
+The HTTP application is the router of :func:`idnode.http.api.api_router` (JSON API) in
+:class:`~idnode.http.native.NativeOverHttp` (native messages over HTTP) plus
+:attr:`Node.http_routes` (e.g. the browser proxy, mounted last as the catch-all ``("",
+handler)``) and their OpenAPI path items :attr:`Node.openapi_paths`; set both before
 :meth:`Node.start`.
 
 A node is one server of a site: by default a site of one primary server built from
@@ -24,11 +25,12 @@ from idnode.client import PublicKeyCredentials
 from idnode.console import Console
 from idnode.console import mount as mount_console
 from idnode.errors import InvalidValue
-from idnode.http.api import build_app
+from idnode.http.api import api_router
 from idnode.http.asgi import ASGIApp, Handler
-from idnode.http.fastmiss import api_answer
+from idnode.http.fastmiss import MissMaker
 from idnode.http.gs1 import GS1Rule
 from idnode.http.metrics import MetricsEndpoint, timed
+from idnode.http.native import NativeOverHttp
 from idnode.http.openapi import PathItems
 from idnode.http.proxy import proxy_openapi_paths, proxy_routes
 from idnode.http.respcache import cached_api
@@ -292,26 +294,24 @@ class Node:
 
     def http_app(self) -> ASGIApp:
         """The HTTP application: JSON API and native messages, ``/metrics`` (unless
-        ``metrics = "off"``), then :attr:`http_routes`; every request timed in the metrics."""
+        ``metrics = "off"``), then :attr:`http_routes`; anonymous answers kept in the HTTP
+        response cache, every request timed in the metrics."""
         metrics = self.dispatcher.metrics
-        if metrics is None:
-            app = build_app(
-                self.dispatcher,
-                sessions=self.http_sessions,
-                extra_routes=self.http_routes,
-                openapi_paths=self.openapi_paths,
-            )
-            return cached_api(app, self.dispatcher, make_now=api_answer)
-        public = self.config.metrics == "public"
-        endpoint = MetricsEndpoint(self.dispatcher, metrics, public=public)
-        routes: list[tuple[str, Handler]] = [("/metrics", endpoint), *self.http_routes]
-        app = build_app(
+        routes = self.http_routes
+        if metrics is not None:
+            public = self.config.metrics == "public"
+            endpoint = MetricsEndpoint(self.dispatcher, metrics, public=public)
+            routes = [("/metrics", endpoint), *routes]
+        router = api_router(
             self.dispatcher,
             sessions=self.http_sessions,
             extra_routes=routes,
             openapi_paths=self.openapi_paths,
         )
-        return timed(cached_api(app, self.dispatcher, make_now=api_answer), metrics)
+        app = cached_api(
+            NativeOverHttp(router, self.dispatcher), self.dispatcher, make_now=MissMaker(router)
+        )
+        return app if metrics is None else timed(app, metrics)
 
     @property
     def site(self) -> SiteInfo:
