@@ -14,6 +14,8 @@ and dropped by a write; pipelined requests keep their order whoever answers them
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import itertools
 import socket
 from collections.abc import Iterator
@@ -229,6 +231,24 @@ def test_made_answers_are_kept_and_dropped_by_a_write(node: RunningNode, target:
     third, made = _by_protocol(node, data)
     assert made and b"two.example" in third
     assert respcache.misses == misses + 2
+
+
+def test_kept_entries_leave_the_collector_at_the_first_young_collection(
+    node: RunningNode,
+) -> None:
+    """Entries of the HTTP cache (made here, by the application, with an ``Expires`` rule or
+    without) hold no container, so the collector stops tracking them the first time it
+    looks at them: full collections do not walk the cache."""
+    handle = f"{PREFIX}/FM-GC"
+    node.put_handle(handle, [text_value(1, "URL", "https://gc.example")])
+    _learn(node, handle)
+    for target in (f"/api/handles/{handle}", f"/{handle}", f"/{handle}?noredirect"):
+        _exchange(node, _request("GET", target, []))
+    node.call(asyncio.sleep(0))  # the application's entry is kept after its answer is sent
+    entries = list(_cache(node)._entries.values())
+    assert len(entries) >= 3
+    gc.collect(0)
+    assert not any(gc.is_tracked(entry) for entry in entries)
 
 
 def test_pipelined_requests_keep_their_order(node: RunningNode) -> None:

@@ -12,6 +12,7 @@ the cache, and a PO answer is cached as filtered.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import urllib.request
 from collections.abc import Iterator
@@ -384,6 +385,21 @@ def test_bounded_and_reported(rc_node: RunningNode) -> None:
     assert cache.get(bytes([1]), b"", 1) is None
     assert cache.get(bytes([4]), b"\0" * 40, 1) is not None
     assert cache.get(bytes([0]), b"\0" * 40, 1) is not None
+
+
+def test_entries_leave_the_collector_at_the_first_young_collection(rc_node: RunningNode) -> None:
+    """Kept entries hold no container, so the collector stops tracking them the first time
+    it looks at them: full collections do not walk the cache."""
+    cache = ResponseCache(_cache(rc_node).generations)
+    from idnode.server.respcache import Note
+
+    for n in range(200):
+        note = Note()
+        cache.begin(note, HANDLES[n % len(HANDLES)])
+        note.cacheable = True
+        cache.put(n.to_bytes(2, "big"), b"x" * 60, note)
+    gc.collect(0)
+    assert not any(gc.is_tracked(entry) for entry in cache._entries.values())
 
 
 def test_udp_and_tcp_serve_hits(rc_node: RunningNode) -> None:

@@ -131,25 +131,35 @@ class CachedAnswer(NamedTuple):
     after the status line and uvicorn's default headers (``date``), for the protocol to write
     as it is: ``before`` the ``Expires`` value made for the hit (empty without one), then
     ``after_keep`` or ``after_close`` (the rest, ``connection: close`` added), then the
-    body. Made by :func:`answer_of`. The cache keeps it as a plain tuple (of bytes, strings and
-    numbers), which the garbage collector stops tracking so that full collections do not walk
-    every entry; it would go on tracking an instance of this subclass."""
+    body. Made by :func:`answer_of`.
+
+    The cache keeps it as one plain tuple of strings, bytes and numbers, ``reads`` spread at
+    its end: the garbage collector stops tracking such a tuple at the first collection that
+    looks at it, so full collections do not walk every entry. It would go on tracking an
+    instance of this subclass, and a tuple holding another tuple until a later collection of
+    an older generation (one level per collection: the young collection sees the outer tuple
+    before the inner one)."""
 
     status: int
-    headers: tuple[tuple[bytes, bytes], ...]
+    headers: bytes
+    """The headers the application sent: each name and each value followed by a NUL (which
+    uvicorn refuses in both)."""
     body: bytes
-    expires: tuple[float, float] | None
+    expires_at: float | None
+    """With ``expires_within``, the ``Expires`` rule of :func:`vouch`, made again for each
+    hit; None when there is none."""
+    expires_within: float
     route: str
-    handles: tuple[str, ...]
-    stamps: tuple[int, ...]
-    """Per record read: its slot and the slot's two counters when read, one after another
-    (flat, so that the collector can stop tracking the entry in one pass)."""
     before: bytes
     after_keep: bytes
     after_close: bytes
     size: int
+    reads: tuple[str | int, ...]
+    """Per record read: its handle, its slot and the slot's two counters when read, one
+    after another."""
 
 
+_READS = CachedAnswer._fields.index("reads")
 _SIZE = CachedAnswer._fields.index("size")
 
 
@@ -162,11 +172,12 @@ def answer_of(
     route: str,
 ) -> CachedAnswer:
     """The :class:`CachedAnswer` of an answer the application sent."""
-    kept = tuple((bytes(name), bytes(value)) for name, value in headers)
+    sent: list[bytes] = []
     before: list[bytes] = []
     after: list[bytes] = []
     lines = before
-    for name, value in kept:
+    for name, value in headers:
+        sent += (name, b"\0", value, b"\0")
         name = name.lower()
         if name == _EXPIRES and expires is not None and lines is before:
             before.append(b"expires: ")
@@ -178,18 +189,19 @@ def answer_of(
         before, after = [], before
     head = b"".join(before)
     rest = b"".join(after)
+    at, within = (None, 0.0) if expires is None else expires
     return CachedAnswer(
         status,
-        kept,
+        b"".join(sent),
         body,
-        expires,
+        at,
+        within,
         route,
-        tuple(handle for handle, _slot, _stamp in note.seen),
-        tuple(n for _handle, slot, stamp in note.seen for n in (slot, *stamp)),
         head,
         rest + b"\r\n",
         rest + b"connection: close\r\n\r\n",
         len(body) + len(head) + 3 * len(rest) + 200,
+        tuple(n for handle, slot, stamp in note.seen for n in (handle, slot, *stamp)),
     )
 
 
@@ -231,20 +243,19 @@ class HTTPCache:
         kept = self._entries.get(key)
         if kept is None:
             return None
-        entry = CachedAnswer._make(kept)
         current = self.generations.current
-        stamps = iter(entry.stamps)
-        for slot, first, second in zip(stamps, stamps, stamps, strict=True):
-            if not current(slot, (first, second)):
+        reads = kept[_READS:]
+        for n in range(1, len(reads), 4):
+            if not current(reads[n], (reads[n + 1], reads[n + 2])):
                 self._drop(key)
                 self.counters.stale += 1
                 return None
         self._entries.move_to_end(key)
         self.counters.hits += 1
         counter = self.dispatcher.counter
-        for handle in entry.handles:
-            counter.resolved(handle)
-        return entry
+        for n in range(0, len(reads), 4):
+            counter.resolved(reads[n])
+        return CachedAnswer._make((*kept[:_READS], reads))
 
     def miss(self) -> None:
         self.counters.misses += 1
@@ -278,23 +289,24 @@ class HTTPCache:
 
     def expires(self, entry: CachedAnswer) -> bytes:
         """The ``Expires`` value of ``entry`` answered now."""
-        assert entry.expires is not None
-        at, within = entry.expires
-        return http_date(min(at, time.time() + within)).encode()
+        assert entry.expires_at is not None
+        return http_date(min(entry.expires_at, time.time() + entry.expires_within)).encode()
 
     def headers(self, entry: CachedAnswer) -> list[tuple[bytes, bytes]]:
         """``entry``'s headers as the application would send them now."""
-        if entry.expires is None:
-            return list(entry.headers)
+        parts = entry.headers.split(b"\0")
+        pairs = zip(parts[0::2], parts[1::2], strict=False)  # the last NUL leaves one more
+        if entry.expires_at is None:
+            return list(pairs)
         value = self.expires(entry)
-        return [(k, value if k.lower() == _EXPIRES else v) for k, v in entry.headers]
+        return [(k, value if k.lower() == _EXPIRES else v) for k, v in pairs]
 
     def wire(self, entry: CachedAnswer, status_line: bytes, defaults: bytes, keep: bool) -> bytes:
         """The bytes of ``entry`` on an HTTP/1.1 connection: ``status_line``, the server's
         ``defaults`` header lines, the kept headers, ``connection: close`` unless ``keep``,
         the body."""
         after = entry.after_keep if keep else entry.after_close
-        if entry.expires is None:
+        if entry.expires_at is None:
             return b"".join((status_line, defaults, after, entry.body))
         return b"".join(
             (status_line, defaults, entry.before, self.expires(entry), after, entry.body)
@@ -327,7 +339,7 @@ class HTTPCache:
             return
         if key in self._entries:
             self._drop(key)
-        self._entries[key] = tuple(entry)
+        self._entries[key] = (*entry[:_READS], *entry.reads)
         self._bytes += entry.size + len(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))

@@ -149,11 +149,12 @@ class CacheStats:
     stale: int
 
 
-#: A cache entry: the response, its handle, the handle's slot and the slot's counters when
-#: the record was read. A tuple of strings, bytes and numbers, which the garbage collector
-#: stops tracking, so that a full collection does not walk every entry (an object per
-#: entry made collections of 100,000 entries take tens of milliseconds).
-_Entry = tuple[bytes, str, int, tuple[int, int]]
+#: A cache entry: the response, its handle, the handle's slot and the slot's two counters
+#: when the record was read. A flat tuple of strings, bytes and numbers, which the garbage
+#: collector stops tracking at the first collection that looks at it, so that a full
+#: collection does not walk every entry (an object per entry made collections of 100,000
+#: entries take tens of milliseconds; a tuple inside, one level per collection).
+_Entry = tuple[bytes, str, int, int, int]
 
 
 class Admission:
@@ -215,8 +216,8 @@ class ResponseCache:
         if entry is None:
             self.misses += 1
             return None
-        response, handle, slot, stamp = entry
-        if not self.generations.current(slot, stamp):
+        response, handle, slot, first, second = entry
+        if not self.generations.current(slot, (first, second)):
             self._drop(key)
             self.stale += 1
             self.misses += 1
@@ -240,7 +241,7 @@ class ResponseCache:
             len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
         ) and not self.admission.admit(key):
             return
-        self._entries[key] = (response, note.handle, note.slot, note.stamp)
+        self._entries[key] = (response, note.handle, note.slot, *note.stamp)
         self._bytes += len(response) + len(key)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
