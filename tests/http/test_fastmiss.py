@@ -311,3 +311,33 @@ def test_what_the_protocol_leaves_to_the_application(
     assert not made
     application = _by_application(node, data)
     _same_but_expires(_parts(answer), _parts(application))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/api/handles/88.118.8/%",
+        "/api/handles/88.118.8/FM-ODD%2",
+        "/api/handles//88.118.8/FM-ODD",
+        "/api/handles/88.118.8/FM-ODD?",
+        "/api/handles/88.118.8/FM-ODD?&&=&index",
+        "/api/handles/88.118.8%2FFM-ODD",
+        "/api/handles/88.118.8/FM-ODD/",
+        "/api/handles/88.118.8/FM-ODD%00",
+        "/api/handles/" + "A" * 4000,
+        "//88.118.8/FM-ODD",
+        "/88.118.8/FM-ODD?",
+        "/88.118.8%2FFM-ODD",
+        "/%ZZ",
+        "/88.118.8/FM-ODD%0D%0ALocation:%20x",
+    ],
+)
+def test_odd_targets_answered_as_the_application(node: RunningNode, target: str) -> None:
+    """Whoever answers an odd request target, the answer is the application's."""
+    node.put_handle(f"{PREFIX}/FM-ODD", [text_value(1, "URL", "https://odd.example")])
+    _learn(node, f"{PREFIX}/FM-ODD")
+    for method in ("GET", "HEAD"):
+        head = method == "HEAD"
+        made, _ = _by_protocol(node, _request(method, target, []), head=head)
+        application = _by_application(node, _request(method, target, []), head=head)
+        _same_but_expires(_parts(made), _parts(application))
