@@ -60,11 +60,7 @@ class UDPServer(asyncio.DatagramProtocol):
         started = time.perf_counter()
         hit = cached(self._dispatcher, data)  # answered from the response cache: no task
         if hit is not None:
-            if self._transport is not None:
-                for datagram in fragment(hit[0]):
-                    self._transport.sendto(datagram, addr)
-            if (metrics := self._dispatcher.metrics) is not None:
-                metrics.native("udp", hit[0], time.perf_counter() - started)
+            self._send(hit[0], addr, started)
             return
         if len(self._tasks) >= self._limits.max_inflight:
             return
@@ -92,11 +88,17 @@ class UDPServer(asyncio.DatagramProtocol):
         except Exception:
             log.exception("UDP request from %s failed", addr)
             return
-        if response and self._transport is not None:
-            for datagram in fragment(response):
-                self._transport.sendto(datagram, addr)
-            if (metrics := self._dispatcher.metrics) is not None:
-                metrics.native("udp", response, time.perf_counter() - started)
+        if response:
+            self._send(response, addr, started)
+
+    def _send(self, response: bytes, addr: tuple[str, int], started: float) -> None:
+        """Send ``response`` to ``addr`` and time it in the metrics from ``started``."""
+        if self._transport is None:
+            return
+        for datagram in fragment(response):
+            self._transport.sendto(datagram, addr)
+        if (metrics := self._dispatcher.metrics) is not None:
+            metrics.native("udp", response, time.perf_counter() - started)
 
     async def drain(self) -> None:
         if self._tasks:
