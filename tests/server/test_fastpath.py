@@ -335,6 +335,34 @@ def test_prefix_in_steady_use_stays_known(fp_node: RunningNode) -> None:
     assert fp_node.call(steady()) >= 8 / (HOMED_TTL / 2)
 
 
+def test_prefix_unhomed_behind_the_node_s_back_is_forgotten(fp_node: RunningNode) -> None:
+    """A prefix unhomed by another program (a DELETE in the database: no change counter
+    bumped) is trusted until its background check has asked the store, then forgotten."""
+    from idnode.store.sqlite import SQLiteStore
+
+    store = fp_node.node.store
+    if not isinstance(store, SQLiteStore):
+        pytest.skip("the raw DELETE is SQLite's")
+    prefix = "88.118.78"
+    handle = f"{prefix}/FP-GONE"
+    fp_node.call(store.home_prefix(prefix))
+    now = [1000.0]
+    resolver = fastpath.FastResolver(fp_node.node.dispatcher, clock=lambda: now[0])
+    assert fp_node.call(resolver.served(handle))
+    with sqlite3.connect(store._path) as conn:
+        conn.execute("DELETE FROM homed_prefixes WHERE prefix_key = ?", (prefix,))
+    store._homed.invalidate()  # as the store's own second runs out
+
+    async def later() -> bool:
+        now[0] += HOMED_TTL / 3
+        assert resolver.served_now(handle)  # still trusted: its check starts
+        await asyncio.gather(*resolver._checking.values())
+        await asyncio.sleep(0)  # the check's done callback
+        return resolver.served_now(handle)
+
+    assert fp_node.call(later()) is False
+
+
 def test_sqlite_read_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     """A write transaction held open by another connection: the event loop's read returns
     the last committed record at once (WAL), and sees the new one after the commit."""
