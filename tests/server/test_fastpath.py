@@ -335,23 +335,28 @@ def test_prefix_in_steady_use_stays_known(fp_node: RunningNode) -> None:
     assert fp_node.call(steady()) >= 8 / (HOMED_TTL / 2)
 
 
-def test_prefix_unhomed_behind_the_node_s_back_is_forgotten(fp_node: RunningNode) -> None:
+def test_prefix_unhomed_behind_the_node_s_back_is_forgotten(
+    fp_node: RunningNode, request: pytest.FixtureRequest
+) -> None:
     """A prefix unhomed by another program (a DELETE in the database: no change counter
     bumped) is trusted until its background check has asked the store, then forgotten."""
     from idnode.store.sqlite import SQLiteStore
 
     store = fp_node.node.store
-    if not isinstance(store, SQLiteStore):
-        pytest.skip("the raw DELETE is SQLite's")
     prefix = "88.118.78"
     handle = f"{prefix}/FP-GONE"
     fp_node.call(store.home_prefix(prefix))
     now = [1000.0]
     resolver = fastpath.FastResolver(fp_node.node.dispatcher, clock=lambda: now[0])
     assert fp_node.call(resolver.served(handle))
-    with sqlite3.connect(store._path) as conn:
-        conn.execute("DELETE FROM homed_prefixes WHERE prefix_key = ?", (prefix,))
-    store._homed.invalidate()  # as the store's own second runs out
+    delete = f"DELETE FROM homed_prefixes WHERE prefix_key = '{prefix}'"
+    if isinstance(store, SQLiteStore):
+        with sqlite3.connect(store._path) as conn:
+            conn.execute(delete)
+    else:
+        server: PostgresServer = request.getfixturevalue("pg_server")
+        server.psql(delete, fp_node.node.config.database.rsplit("/", 1)[1])
+    time.sleep(HOMED_TTL * 1.1)  # the store's own memory of its homed prefixes runs out
 
     async def later() -> bool:
         now[0] += HOMED_TTL / 3
