@@ -9,8 +9,9 @@ at once: the status line, uvicorn's default headers (``date``), the headers and 
 application sent when the answer was made (``Expires`` made again), and ``connection: close``
 where uvicorn would add it. No scope, task or ASGI message is made. A request that misses
 is answered the same way when the cache can have the application's answer made at once
-(:meth:`~idnode.http.respcache.HTTPCache.answer_miss`: anonymous API resolutions of plain
-records on SQLite, :mod:`idnode.http.fastmiss`), which it keeps. Everything else goes
+(:meth:`~idnode.http.respcache.HTTPCache.answer_miss`: on SQLite, anonymous API resolutions
+of plain records and the proxy's plain redirects, :mod:`idnode.http.fastmiss`), which it
+keeps. Everything else goes
 uvicorn's way unchanged, and so does a request that could be answered from the cache when:
 
 * an ASGI cycle is still running on the connection (pipelined requests are answered in
