@@ -333,6 +333,9 @@ def test_prefix_in_steady_use_stays_known(fp_node: RunningNode) -> None:
         return checks
 
     assert fp_node.call(steady()) >= 8 / (HOMED_TTL / 2)
+    now[0] += 0.3  # asked outside an event loop: answered from memory, nothing scheduled
+    assert resolver.served_now(handle)
+    assert not resolver._checking
 
 
 def test_prefix_unhomed_behind_the_node_s_back_is_forgotten(

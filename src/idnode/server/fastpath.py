@@ -94,10 +94,19 @@ class FastResolver:
         if generations is None or generations.stamp(0)[0] != seen[1]:
             return False
         if age > HOMED_TTL / 4 and prefix not in self._checking:
-            task = asyncio.get_running_loop().create_task(self._check(handle))
-            self._checking[prefix] = task
-            task.add_done_callback(lambda done: self._checked(prefix, done))
+            self._check_later(prefix, handle)
         return True
+
+    def _check_later(self, prefix: str, handle: str) -> None:
+        """Check ``prefix`` again in the background (called without an event loop running,
+        as a synchronous caller may: not checked, the memory runs out as it would)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        task = loop.create_task(self._check(handle))
+        self._checking[prefix] = task
+        task.add_done_callback(lambda done: self._checked(prefix, done))
 
     def _checked(self, prefix: str, task: asyncio.Task[bool]) -> None:
         del self._checking[prefix]
