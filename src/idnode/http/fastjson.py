@@ -51,7 +51,7 @@ from idnode.server.fastpath import read_record, read_record_now, resolver_for
 from idnode.server.respcache import NOTE, Note
 from idnode.store import records as rec
 
-__all__ = ["answer", "answer_now", "read_public", "settle", "values_json"]
+__all__ = ["answer", "answer_now", "read_public", "read_public_now", "settle", "values_json"]
 
 _string: Callable[[str], str] = encode_basestring  # json.dumps's escaping (ensure_ascii=False)
 
@@ -189,13 +189,40 @@ async def read_public(
     return record, selected
 
 
-def settle(dispatcher: Dispatcher, handle: str, *, answered: bool) -> None:
+def read_public_now(
+    dispatcher: Dispatcher,
+    handle: str,
+    indexes: Sequence[int],
+    types: Sequence[str],
+    *,
+    public_only: bool,
+    note: Note,
+) -> tuple[bytes, list[rec.Scanned]] | None:
+    """:func:`read_public` without waiting, the read noted in ``note`` (for the HTTP
+    server's protocol, :mod:`idnode.http.fastmiss`): None also when it cannot be read at once
+    (a store without ``try_get_record``, a busy database, a prefix not checked lately: see
+    :func:`~idnode.server.fastpath.answer_now`). A caller declining drops ``note`` and the
+    ordinary path reads again; one answering says so with :func:`settle`, given ``note``."""
+    if not resolver_for(dispatcher).served_now(handle):
+        return None
+    record = read_record_now(dispatcher, handle, note)
+    if not record:
+        return None
+    selected = rec.public_selection(record, indexes, types, public_only=public_only)
+    return None if selected is None else (record, selected)
+
+
+def settle(
+    dispatcher: Dispatcher, handle: str, *, answered: bool, note: Note | None = None
+) -> None:
     """After :func:`read_public` gave a record: ``answered`` from it, count the resolution
     and mark the read cacheable (what any anonymous requester sees, from this record alone);
     else forget the noted read, since the ordinary path reads again and notes that read (one
     read in all, so that an answer it may keep is kept; a stamp noted here can only make the
-    entry stale sooner)."""
-    note = None if dispatcher.respcache is None else NOTE.get()
+    entry stale sooner). ``note``: the one :func:`read_public_now` was given, else the HTTP
+    response cache's."""
+    if note is None and dispatcher.respcache is not None:
+        note = NOTE.get()
     if answered:
         dispatcher.counter.resolved(handle)
         if note is not None:
@@ -249,22 +276,14 @@ async def answer(
 
 def answer_now(dispatcher: Dispatcher, rest: str, params: Params, note: Note) -> Response | None:
     """:func:`answer` to an anonymous ``GET`` or ``HEAD`` made without waiting, for the HTTP
-    server's protocol (:mod:`idnode.http.fastmiss`): the read noted in ``note`` (marked
-    cacheable when answered) rather than in the task's. None when it cannot be made at once
-    (a store without ``try_get_record``, a busy database, a prefix not checked lately: see
-    :func:`~idnode.server.fastpath.answer_now`) or not by this module."""
+    server's protocol (:mod:`idnode.http.fastmiss`), the read noted in ``note``
+    (:func:`read_public_now`); None when it cannot be made at once or not by this module."""
     asked = _asked(rest, params)
     if asked is None:
         return None
     handle, indexes, types, public_only = asked
-    if not resolver_for(dispatcher).served_now(handle):
+    found = read_public_now(dispatcher, handle, indexes, types, public_only=public_only, note=note)
+    if found is None:
         return None
-    record = read_record_now(dispatcher, handle, note)
-    if not record:
-        return None
-    selected = rec.public_selection(record, indexes, types, public_only=public_only)
-    if selected is None:
-        return None
-    dispatcher.counter.resolved(handle)
-    note.cacheable = True
-    return _respond(handle, record, selected, params)
+    settle(dispatcher, handle, answered=True, note=note)
+    return _respond(handle, *found, params)

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from urllib.parse import unquote_to_bytes
 
 from idnode.http.asgi import HTTPError, Request, Response, http_date
-from idnode.http.fastjson import read_public, settle
+from idnode.http.fastjson import read_public, read_public_now, settle
 from idnode.http.proxy_common import (
     MAX_RECOGNIZED_TTL,
     accepts_json,
@@ -46,7 +46,6 @@ from idnode.http.proxy_pages import redirect_page
 from idnode.http.respcache import vouch
 from idnode.protocol.values import TTLType
 from idnode.server.dispatch import Dispatcher
-from idnode.server.fastpath import read_record_now, resolver_for
 from idnode.server.respcache import Note
 from idnode.store import records as rec
 
@@ -166,15 +165,11 @@ def answer_now(
         handle = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
         return None  # the ordinary path makes the error
-    if not handle or not resolver_for(dispatcher).served_now(handle):
+    if not handle:
         return None
-    record = read_record_now(dispatcher, handle, note)
-    if not record:
-        return None
-    selected = rec.public_selection(record, (), (), public_only=True)
-    target = None if selected is None else redirect_target(record, selected)
+    found = read_public_now(dispatcher, handle, (), (), public_only=True, note=note)
+    target = None if found is None else redirect_target(*found)
     if target is None:
         return None
-    dispatcher.counter.resolved(handle)
-    note.cacheable = True
+    settle(dispatcher, handle, answered=True, note=note)
     return _redirect(target, time.time())

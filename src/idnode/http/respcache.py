@@ -279,12 +279,8 @@ class HTTPCache:
         self.miss()
         status, sent, body, note, reads, expires = made
         entry = answer_of(status, sent, body, note, expires, route_of(path.decode("latin-1")))
-        page = _Page()
-        page.reads, page.expires = reads, expires
-        if _keepable(status, sent, note, page, path):
-            full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
-            if not full or key in self._entries or self.admission.admit(key):
-                self._keep(key, entry)
+        if _keepable(status, sent, note, reads, expires, path) and self._admitted(key):
+            self._keep(key, entry)
         return entry
 
     def expires(self, entry: CachedAnswer) -> bytes:
@@ -324,14 +320,19 @@ class HTTPCache:
     ) -> None:
         """Keep an answer the application just sent, if the rules allow (module docstring)."""
         raw: bytes = scope.get("raw_path") or b""
-        if not _keepable(status, headers, note, page, raw):
+        if not _keepable(status, headers, note, page.reads, page.expires, raw):
             return
-        full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
-        if full and key not in self._entries and not self.admission.admit(key):
+        if not self._admitted(key):  # before the entry is made: most misses are not admitted
             return
         self._keep(
             key, answer_of(status, headers, body, note, page.expires, route_of(scope["path"]))
         )
+
+    def _admitted(self, key: bytes) -> bool:
+        """Whether an answer under ``key`` may come in: room left, ``key`` kept already, or
+        admitted (:class:`~idnode.server.respcache.Admission`)."""
+        full = len(self._entries) >= self.max_entries or self._bytes >= self.max_bytes
+        return not full or key in self._entries or self.admission.admit(key)
 
     def _keep(self, key: bytes, entry: CachedAnswer) -> None:
         """Keep ``entry`` under ``key`` (admitted), the least recently used dropped for it."""
@@ -350,20 +351,27 @@ class HTTPCache:
 
 
 def _keepable(
-    status: int, headers: list[tuple[bytes, bytes]], note: Note, page: _Page, raw_path: bytes
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+    note: Note,
+    vouched: int,
+    expires: tuple[float, float] | None,
+    raw_path: bytes,
 ) -> bool:
-    """Whether an answer to a request for ``raw_path`` may be kept (module docstring)."""
+    """Whether an answer to a request for ``raw_path`` may be kept (module docstring), its
+    handler having vouched for ``vouched`` reads (-1: not called) and ``expires``
+    (:func:`vouch`)."""
     if status not in _KEPT_STATUS or not note.cacheable:
         return False
-    if page.reads >= 0:
-        if page.reads != note.reads:
+    if vouched >= 0:
+        if vouched != note.reads:
             return False
     elif status != 200 or note.reads != 1 or not raw_path.startswith(_API) or raw_path == _API:
         return False
     names = [name.lower() for name, _ in headers]
     if b"content-length" not in names or b"connection" in names:
         return False
-    return b"transfer-encoding" not in names and (page.expires is None or _EXPIRES in names)
+    return b"transfer-encoding" not in names and (expires is None or _EXPIRES in names)
 
 
 class CacheSlot:

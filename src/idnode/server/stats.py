@@ -18,12 +18,13 @@ entries at a time (``HandleStore.registrations``): after ``idnode import`` of mi
 identifiers the node catches up in SQL, not by reading every entry on the event loop.
 
 **The flusher** (:class:`StatsFlusher`) runs every ``stats_interval`` seconds (default 10)
-and at shutdown: it takes the counter's dict (swapping in an empty one), reads the log after
-``HandleStore.stats_position`` and adds both to the ``stats_daily`` table with
-``HandleStore.add_stats``, which moves the log position in the same transaction. So a
-restart neither loses what was flushed nor counts a registration twice; resolutions counted
-since the last flush are lost only if the process dies without closing (at most one
-interval's worth). A failed flush gives the taken counts back to the counter.
+and at shutdown: it takes the counter's dict (swapping in an empty one), has the database
+count the registrations in the log after ``HandleStore.stats_position`` and adds both to the
+``stats_daily`` table with ``HandleStore.add_stats``, which moves the log position in the
+same transaction. So a restart neither loses what was flushed nor counts a registration
+twice; resolutions counted since the last flush are lost only if the process dies without
+closing (at most one interval's worth). A failed flush gives the taken counts back to the
+counter.
 
 **Reporting** (:class:`Reporter`, ``[report]`` in the configuration): every ``interval``
 seconds a node POSTs to ``<parent>/api/report`` a JSON document (:func:`build_report`)::
@@ -86,7 +87,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _DAY_SECONDS = 86_400
-_DAY_MS = _DAY_SECONDS * 1000
 #: Transaction-log entries counted per flush transaction (the database counts them).
 _LOG_PAGE = 50_000
 _NA = "0.NA/"
